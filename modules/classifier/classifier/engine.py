@@ -1,0 +1,210 @@
+"""ONNX Runtime inference: provider choice, model checks, batching to the model's batch size.
+
+ONNX Runtime falls back to the CPU without raising when a GPU provider cannot start (missing
+CUDA or cuDNN libraries, for one). The engine compares what it asked for with what the session
+reports and either fails (``require``) or warns (``prefer``/``auto``), and always reports the
+provider really in use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from classifier.errors import ModelLoadError, ModelSpecError, ProviderError
+from classifier.model_spec import METADATA_KEY, Layout, ModelSpec, OutputKind, sidecar_candidates
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+# Best first; `auto` takes the first of these that this onnxruntime build offers.
+AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+
+
+class ProviderPolicy(StrEnum):
+    AUTO = "auto"  # best available, warn on fallback
+    PREFER = "prefer"  # the named provider if it starts, else CPU with a warning
+    REQUIRE = "require"  # the named provider or fail
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    provider: str = "auto"  # auto, tensorrt, cuda, openvino, cpu
+    policy: ProviderPolicy = ProviderPolicy.AUTO
+    intra_op_threads: int = 0  # 0 lets ONNX Runtime use every core
+    inter_op_threads: int = 1
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    path: Path
+    sha256: str
+    spec: ModelSpec
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def requested_providers(options: EngineOptions) -> list[str]:
+    available = ort.get_available_providers()
+    if options.provider == "auto":
+        wanted = [PROVIDER_NAMES[p] for p in AUTO_ORDER]
+        return [p for p in wanted if p in available]
+    if options.provider not in PROVIDER_NAMES:
+        raise ProviderError(
+            f"unknown execution provider {options.provider!r}; use auto, {', '.join(PROVIDER_NAMES)}"
+        )
+    name = PROVIDER_NAMES[options.provider]
+    if name not in available:
+        if options.policy is ProviderPolicy.REQUIRE:
+            raise ProviderError(
+                f"{name} is required but this onnxruntime build offers only {available}"
+            )
+        log.warning("%s is not available (have %s); using the CPU", name, available)
+        return ["CPUExecutionProvider"]
+    return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+
+
+def read_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY in meta:
+        return ModelSpec.from_json(meta[METADATA_KEY])
+    for candidate in sidecar_candidates(path):
+        if candidate.is_file():
+            return ModelSpec.from_json(candidate.read_bytes())
+    names = ", ".join(str(p.name) for p in sidecar_candidates(path))
+    raise ModelSpecError(
+        f"{path.name} carries no '{METADATA_KEY}' metadata and has no sidecar ({names})"
+    )
+
+
+class InferenceEngine:
+    """One loaded model. ``run`` is called from one worker thread at a time."""
+
+    def __init__(self, session: ort.InferenceSession, model: LoadedModel, provider: str) -> None:
+        self.session = session
+        self.model = model
+        self.provider = provider
+        inp = session.get_inputs()[0]
+        self._input_name = inp.name
+        self._output_name = session.get_outputs()[0].name
+        batch_dim = inp.shape[0]
+        # A fixed batch dimension (often 1 in exported models) is honoured by chunking.
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+
+    @classmethod
+    def from_path(cls, path: Path, options: EngineOptions | None = None) -> InferenceEngine:
+        options = options or EngineOptions()
+        providers = requested_providers(options)
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = options.intra_op_threads
+        session_options.inter_op_num_threads = options.inter_op_threads
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(path), session_options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
+            raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from e
+        in_use = session.get_providers()[0]
+        if in_use != providers[0]:
+            message = f"asked for {providers[0]} but ONNX Runtime runs {path.name} on {in_use}"
+            if options.policy is ProviderPolicy.REQUIRE:
+                raise ProviderError(message)
+            log.warning("silent provider fallback: %s", message)
+        spec = read_spec(path, session)
+        model = LoadedModel(path=path, sha256=file_sha256(path), spec=spec)
+        engine = cls(session, model, in_use)
+        engine.check_signature()
+        return engine
+
+    def check_signature(self) -> None:
+        pre = self.model.spec.preprocessing
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelLoadError(f"expected one image input, the model has {len(inputs)}")
+        shape = inputs[0].shape
+        expected: tuple[int, int, int] = (
+            (pre.channels, pre.height, pre.width)
+            if pre.layout is Layout.NCHW
+            else (pre.height, pre.width, pre.channels)
+        )
+        if len(shape) != 4:
+            raise ModelLoadError(f"input {inputs[0].name} has rank {len(shape)}, expected 4")
+        for got, want in zip(shape[1:], expected, strict=True):
+            if isinstance(got, int) and got != want:
+                raise ModelLoadError(
+                    f"input shape {shape} does not match the spec's {pre.layout} {expected}"
+                )
+        outputs = self.session.get_outputs()
+        classes = outputs[0].shape[-1]
+        if isinstance(classes, int) and classes != len(self.model.spec.labels):
+            raise ModelLoadError(
+                f"the model outputs {classes} classes but the spec lists "
+                f"{len(self.model.spec.labels)} labels"
+            )
+
+    def run(self, batch: FloatArray) -> FloatArray:
+        """Class probabilities for a batch, shape (N, classes)."""
+        if self.fixed_batch is None or len(batch) == self.fixed_batch:
+            scores = self._run(batch)
+        else:
+            scores = np.concatenate([self._run_padded(c) for c in self._chunks(batch)])
+        if self.model.spec.output is OutputKind.LOGITS:
+            scores = softmax(scores)
+        return scores
+
+    def _chunks(self, batch: FloatArray) -> list[FloatArray]:
+        size = self.fixed_batch or len(batch)
+        return [batch[i : i + size] for i in range(0, len(batch), size)]
+
+    def _run_padded(self, chunk: FloatArray) -> FloatArray:
+        assert self.fixed_batch is not None
+        n = len(chunk)
+        if n < self.fixed_batch:
+            pad = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        return self._run(chunk)[:n]
+
+    def _run(self, batch: FloatArray) -> FloatArray:
+        out: Any = self.session.run([self._output_name], {self._input_name: batch})[0]
+        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+
+    def warm_up(self) -> None:
+        """One inference on zeros before reporting ready.
+
+        The first run allocates buffers and (on GPUs) builds kernels or TensorRT engines; doing
+        it here keeps that stall out of the first real frame's latency.
+        """
+        pre = self.model.spec.preprocessing
+        shape = (
+            (pre.channels, pre.height, pre.width)
+            if pre.layout is Layout.NCHW
+            else (pre.height, pre.width, pre.channels)
+        )
+        self.run(np.zeros((self.fixed_batch or 1, *shape), dtype=np.float32))
+
+
+def softmax(logits: FloatArray) -> FloatArray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    result: FloatArray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return result

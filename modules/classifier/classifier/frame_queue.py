@@ -1,0 +1,86 @@
+"""The bounded frame queue between intake and the batcher, with a named overflow policy.
+
+- ``drop_oldest``: live video. When full, the oldest waiting frame is dropped (and reported):
+  a late answer about an old frame is worth less than a prompt one about the newest.
+- ``drop_newest``: keep what is queued, refuse the arrival (and report it).
+- ``block``: batch scoring. Intake waits for room, which pushes back on the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class OverflowPolicy(StrEnum):
+    DROP_OLDEST = "drop_oldest"
+    DROP_NEWEST = "drop_newest"
+    BLOCK = "block"
+
+
+class FrameQueue(Generic[T]):
+    def __init__(
+        self,
+        capacity: int,
+        policy: OverflowPolicy,
+        on_drop: Callable[[T], None],
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.policy = policy
+        self.dropped = 0
+        self._items: deque[T] = deque()
+        self._on_drop = on_drop
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, item: T) -> None:
+        if self.policy is OverflowPolicy.BLOCK:
+            while len(self._items) >= self.capacity:
+                self._not_full.clear()
+                await self._not_full.wait()
+        elif len(self._items) >= self.capacity:
+            victim = self._items.popleft() if self.policy is OverflowPolicy.DROP_OLDEST else item
+            self.dropped += 1
+            self._on_drop(victim)
+            if victim is item:
+                return
+        self._items.append(item)
+        self._not_empty.set()
+
+    async def get_batch(self, max_items: int, max_wait_s: float) -> list[T]:
+        """Waits for one item, then up to ``max_wait_s`` more for the batch to fill."""
+        while not self._items:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        deadline = time.monotonic() + max_wait_s
+        while len(self._items) < max_items:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._not_empty.clear()
+            try:
+                await asyncio.wait_for(self._not_empty.wait(), remaining)
+            except TimeoutError:
+                break
+        batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+        self._not_full.set()
+        return batch
+
+    def drain(self) -> list[T]:
+        """Takes everything still queued (used at shutdown to report unscored frames)."""
+        items = list(self._items)
+        self._items.clear()
+        self._not_full.set()
+        return items

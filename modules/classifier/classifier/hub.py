@@ -1,0 +1,66 @@
+"""The small interface between the module and edgeHub.
+
+``iothub_client.SdkHub`` implements it over azure-iot-device (the only file that imports the
+SDK); ``local_hub.LocalHub`` implements it in process for the scoring command, benchmarks and
+unit tests. End-to-end tests drive the real SDK through the device simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    input_name: str
+    body: bytes
+    content_type: str | None = None
+    content_encoding: str | None = None
+    message_id: str | None = None
+    correlation_id: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    body: bytes
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
+    message_id: str | None = None
+    correlation_id: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+MessageHandler = Callable[[InboundMessage], Coroutine[Any, Any, None]]
+DesiredHandler = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    status: int
+    payload: Any
+
+
+MethodHandler = Callable[[str, Any], Coroutine[Any, Any, MethodResult]]
+
+
+class Hub(Protocol):
+    """What the module needs from edgeHub. Handlers are awaited on the module's event loop."""
+
+    async def connect(self) -> None: ...
+
+    async def send(self, output: str, message: OutboundMessage) -> None: ...
+
+    def on_message(self, handler: MessageHandler) -> None: ...
+
+    def on_desired_properties(self, handler: DesiredHandler) -> None: ...
+
+    def on_method(self, handler: MethodHandler) -> None: ...
+
+    async def get_desired_properties(self) -> dict[str, Any]: ...
+
+    async def report(self, patch: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,89 @@
+"""An in-process ``Hub``: what the module sends is kept in lists; tests and tools inject input.
+
+Used by the scoring command, the in-process benchmark and unit tests. It holds the same
+contract as the SDK adapter: handlers are awaited on the caller's loop, and ``send`` fails
+after ``close``. The end-to-end tests check the SDK adapter against the device simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from classifier.errors import HubError
+from classifier.hub import (
+    DesiredHandler,
+    InboundMessage,
+    MessageHandler,
+    MethodHandler,
+    MethodResult,
+    OutboundMessage,
+)
+
+
+class LocalHub:
+    def __init__(self, desired: dict[str, Any] | None = None) -> None:
+        self.sent: dict[str, list[OutboundMessage]] = defaultdict(list)
+        self.reported: dict[str, Any] = {}
+        self.desired: dict[str, Any] = dict(desired or {})
+        self.connected = False
+        self.ready = asyncio.Event()  # set on connect: the module is ready for input
+        self._message_handler: MessageHandler | None = None
+        self._desired_handler: DesiredHandler | None = None
+        self._method_handler: MethodHandler | None = None
+
+    async def connect(self) -> None:
+        self.connected = True
+        self.ready.set()
+
+    async def send(self, output: str, message: OutboundMessage) -> None:
+        if not self.connected:
+            raise HubError("not connected")
+        self.sent[output].append(message)
+
+    def on_message(self, handler: MessageHandler) -> None:
+        self._message_handler = handler
+
+    def on_desired_properties(self, handler: DesiredHandler) -> None:
+        self._desired_handler = handler
+
+    def on_method(self, handler: MethodHandler) -> None:
+        self._method_handler = handler
+
+    async def get_desired_properties(self) -> dict[str, Any]:
+        return dict(self.desired)
+
+    async def report(self, patch: dict[str, Any]) -> None:
+        _merge(self.reported, patch)
+
+    async def close(self) -> None:
+        self.connected = False
+
+    # -- the test side ------------------------------------------------------------------
+
+    async def deliver(self, message: InboundMessage) -> None:
+        if self._message_handler is None:
+            raise HubError("the module has not registered a message handler")
+        await self._message_handler(message)
+
+    async def push_desired(self, patch: dict[str, Any]) -> None:
+        _merge(self.desired, patch)
+        if self._desired_handler is not None:
+            await self._desired_handler(patch)
+
+    async def call_method(self, name: str, payload: Any) -> MethodResult:
+        if self._method_handler is None:
+            return MethodResult(501, {"error": f"no handler for {name}"})
+        return await self._method_handler(name, payload)
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """JSON merge patch, as the twin applies it: null deletes a key."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value

@@ -1,0 +1,78 @@
+"""In-process counters and latency histograms. Later exporters read ``snapshot()``.
+
+Histograms use fixed log-spaced buckets so memory stays constant however long the module runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import Counter
+from typing import Any
+
+# 0.05 ms .. ~105 s, each bucket 1.25x the previous: percentiles within 12.5%.
+_BOUNDS_MS: tuple[float, ...] = tuple(0.05 * 1.25**i for i in range(66))
+
+
+class Histogram:
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BOUNDS_MS) + 1)
+        self.total = 0
+        self.sum_ms = 0.0
+        self.max_ms = 0.0
+
+    def observe(self, value_ms: float) -> None:
+        self.counts[bisect.bisect_left(_BOUNDS_MS, value_ms)] += 1
+        self.total += 1
+        self.sum_ms += value_ms
+        self.max_ms = max(self.max_ms, value_ms)
+
+    def percentile(self, q: float) -> float:
+        """Upper bound of the bucket holding the q-quantile (0 < q <= 1); 0.0 when empty."""
+        if self.total == 0:
+            return 0.0
+        rank = q * self.total
+        seen = 0
+        for i, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return min(_BOUNDS_MS[i], self.max_ms) if i < len(_BOUNDS_MS) else self.max_ms
+        return self.max_ms
+
+    def summary(self) -> dict[str, float]:
+        mean = self.sum_ms / self.total if self.total else 0.0
+        return {
+            "count": self.total,
+            "mean_ms": round(mean, 3),
+            "p50_ms": round(self.percentile(0.50), 3),
+            "p90_ms": round(self.percentile(0.90), 3),
+            "p99_ms": round(self.percentile(0.99), 3),
+            "max_ms": round(self.max_ms, 3),
+        }
+
+
+class Metrics:
+    """Thread-safe: decode and inference threads record into it too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counters: Counter[str] = Counter()
+        self.histograms: dict[str, Histogram] = {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def observe(self, name: str, value_ms: float) -> None:
+        with self._lock:
+            hist = self.histograms.get(name)
+            if hist is None:
+                hist = self.histograms[name] = Histogram()
+            hist.observe(value_ms)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "counters": dict(self.counters),
+                "latency": {k: h.summary() for k, h in sorted(self.histograms.items())},
+            }

@@ -1,0 +1,277 @@
+"""The scoring pipeline: intake -> frame queue -> decode+preprocess -> batch -> infer -> emit.
+
+Stages and why they sit where they do:
+- intake runs on the event loop and does only cheap checks, so a flood of messages never
+  waits behind decoding; the bounded frame queue applies the overflow policy right there.
+- the assembler takes a micro-batch (``max_batch`` or ``max_wait_ms``, whichever first) and
+  decodes it in a thread pool, one call per chunk rather than per frame to keep hand-off
+  overhead low; OpenCV releases the GIL, so decode overlaps inference of the previous batch.
+- the inference stage runs the batch in its own single worker thread (ONNX Runtime releases
+  the GIL in ``run``), then queues one outcome per frame.
+- emitters send outcomes concurrently, because a real send waits for edgeHub's PUBACK.
+Every failure is per frame: it becomes a ``FrameFailure`` outcome and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from classifier.decode import FrameLimits, decode_frame
+from classifier.engine import InferenceEngine
+from classifier.errors import FrameError, FrameErrorCode
+from classifier.frame_queue import FrameQueue, OverflowPolicy
+from classifier.frames import FrameMeta, FrameRequest
+from classifier.hub import InboundMessage
+from classifier.intake import frame_requests, message_meta
+from classifier.metrics import Metrics
+from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels
+from classifier.preprocess import FloatArray, Preprocessor
+
+log = logging.getLogger(__name__)
+
+Outcome = Prediction | FrameFailure
+Emit = Callable[[Outcome], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    queue_capacity: int = 64
+    overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
+    top_k: int = 3
+    confidence_threshold: float = 0.0
+    decode_workers: int = 2
+    emit_concurrency: int = 8
+    limits: FrameLimits = field(default_factory=FrameLimits)
+
+
+@dataclass
+class _Prepared:
+    request: FrameRequest
+    tensor: FloatArray | None = None
+    error: FrameError | None = None
+    width: int = 0
+    height: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, engine: InferenceEngine, config: PipelineConfig, metrics: Metrics) -> None:
+        self.engine = engine
+        self.config = config
+        self.metrics = metrics
+        self._emit: Emit | None = None
+        self._preprocess = Preprocessor(engine.model.spec.preprocessing)
+        spec = engine.model.spec
+        self.model_info = ModelInfo(spec.name, spec.version, engine.model.sha256, engine.provider)
+        self._queue: FrameQueue[FrameRequest] = FrameQueue(
+            config.queue_capacity, config.overflow, self._dropped
+        )
+        # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
+        self._batches: asyncio.Queue[list[_Prepared]] = asyncio.Queue(maxsize=1)
+        # Failures are put without waiting (they may come from sync callbacks); predictions
+        # wait for room below the high-water mark, so a slow hub pushes back on the queue.
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._outcome_high_water = max(32, 4 * config.max_batch)
+        self._outcome_room = asyncio.Event()
+        self._outcome_room.set()
+        self._decode_pool = ThreadPoolExecutor(config.decode_workers, "decode")
+        self._infer_pool = ThreadPoolExecutor(1, "infer")
+        self._tasks: list[asyncio.Task[None]] = []
+        # Requests taken off the queue and not yet turned into outcomes, by identity: what
+        # is still here when the stages are cancelled is reported, never silently lost.
+        self._in_flight: dict[int, FrameRequest] = {}
+        self._idle = asyncio.Event()  # set whenever nothing is queued or in flight
+        self._idle.set()
+        self._accepting = False
+
+    async def start(self, emit: Emit) -> None:
+        """Starts the stages; every outcome (prediction or failure) is handed to ``emit``."""
+        self._emit = emit
+        self._accepting = True
+        self._tasks = [
+            asyncio.create_task(self._assemble(), name="assemble"),
+            asyncio.create_task(self._infer(), name="infer"),
+        ] + [
+            asyncio.create_task(self._emitter(), name=f"emit-{i}")
+            for i in range(self.config.emit_concurrency)
+        ]
+
+    async def submit(self, message: InboundMessage) -> None:
+        """Accepts one message from the frames input. Never raises for bad input."""
+        self.metrics.count("messages_received")
+        if not self._accepting:
+            self._fail(
+                message_meta(message), FrameError(FrameErrorCode.SHUTDOWN, "module is stopping")
+            )
+            return
+        try:
+            requests = frame_requests(message, self.config.limits.max_frame_bytes)
+        except FrameError as e:
+            self._fail(message_meta(message), e)
+            return
+        for request in requests:
+            self.metrics.count("frames_received")
+            self._idle.clear()
+            await self._queue.put(request)
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stops intake, scores what is queued within ``grace_s``, reports the rest, then ends."""
+        self._accepting = False
+        deadline = time.monotonic() + grace_s
+        self._update_idle()
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        except TimeoutError:
+            log.warning(
+                "grace period over: %d queued, %d in flight", len(self._queue), len(self._in_flight)
+            )
+        stages, emitters = self._tasks[:2], self._tasks[2:]
+        for task in stages:
+            task.cancel()
+        await asyncio.gather(*stages, return_exceptions=True)
+        unscored = list(self._in_flight.values()) + self._queue.drain()
+        self._in_flight.clear()
+        for request in unscored:
+            self._fail(
+                request.meta, FrameError(FrameErrorCode.SHUTDOWN, "module stopped before scoring")
+            )
+        try:
+            await asyncio.wait_for(self._outcomes.join(), max(1.0, deadline - time.monotonic()))
+        except TimeoutError:
+            log.warning("%d outcomes not sent before shutdown", self._outcomes.qsize())
+        for task in emitters:
+            task.cancel()
+        await asyncio.gather(*emitters, return_exceptions=True)
+        self._decode_pool.shutdown(wait=True, cancel_futures=True)
+        self._infer_pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # -- stages -------------------------------------------------------------------------
+
+    async def _assemble(self) -> None:
+        loop = asyncio.get_running_loop()
+        workers = self.config.decode_workers
+        while True:
+            requests = await self._queue.get_batch(
+                self.config.max_batch, self.config.max_wait_ms / 1000
+            )
+            self._in_flight.update((id(r), r) for r in requests)
+            picked = time.monotonic()
+            size = -(-len(requests) // workers)
+            chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+            parts = await asyncio.gather(
+                *(loop.run_in_executor(self._decode_pool, self._prepare, c, picked) for c in chunks)
+            )
+            await self._batches.put([p for part in parts for p in part])
+
+    def _prepare(self, requests: list[FrameRequest], picked_s: float) -> list[_Prepared]:
+        out = []
+        for request in requests:
+            item = _Prepared(request, timings_ms={"queue": (picked_s - request.received_s) * 1000})
+            try:
+                if request.rejected is not None:
+                    raise request.rejected
+                image = decode_frame(request, self.config.limits, self._preprocess.spec)
+                item.tensor = self._preprocess(image)
+                item.width, item.height = image.width, image.height
+                item.timings_ms.update(image.timings_ms)
+            except FrameError as e:
+                item.error = e
+            except Exception as e:  # a decoder bug must cost one frame, not the stream
+                log.exception("unexpected error decoding frame %s", request.meta.frame_id)
+                item.error = FrameError(FrameErrorCode.CORRUPT_IMAGE, f"decoder failed: {e}")
+            out.append(item)
+        return out
+
+    async def _infer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._outcomes.qsize() >= self._outcome_high_water:
+                self._outcome_room.clear()
+                await self._outcome_room.wait()
+            batch = await self._batches.get()
+            good = [p for p in batch if p.tensor is not None]
+            for p in batch:
+                if p.error is not None:
+                    self._fail(p.request.meta, p.error)
+            if good:
+                tensor = np.stack([p.tensor for p in good if p.tensor is not None])
+                started = time.perf_counter()
+                try:
+                    scores = await loop.run_in_executor(self._infer_pool, self.engine.run, tensor)
+                except Exception as e:  # ONNX Runtime raises untyped errors
+                    log.exception("inference failed for a batch of %d", len(good))
+                    for p in good:
+                        self._fail(
+                            p.request.meta, FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
+                        )
+                else:
+                    self._predicted(good, scores, (time.perf_counter() - started) * 1000)
+            for p in batch:
+                self._in_flight.pop(id(p.request), None)
+            self._update_idle()
+
+    def _predicted(self, batch: list[_Prepared], scores: FloatArray, infer_ms: float) -> None:
+        labels = self.engine.model.spec.labels
+        now = time.monotonic()
+        self.metrics.count("batches")
+        self.metrics.observe("inference_batch", infer_ms)
+        for p, row in zip(batch, scores, strict=True):
+            timings = p.timings_ms | {"inference": infer_ms, "batch_size": float(len(batch))}
+            timings["total"] = (now - p.request.received_s) * 1000
+            for stage in ("queue", "decode", "preprocess", "total"):
+                if stage in timings:
+                    self.metrics.observe(stage, timings[stage])
+            prediction = Prediction(
+                meta=p.request.meta,
+                labels=top_labels(row, labels, self.config.top_k, self.config.confidence_threshold),
+                model=self.model_info,
+                timings_ms=timings,
+                width=p.width,
+                height=p.height,
+            )
+            self.metrics.count("frames_scored")
+            self._outcomes.put_nowait(prediction)
+
+    async def _emitter(self) -> None:
+        while True:
+            outcome = await self._outcomes.get()
+            try:
+                assert self._emit is not None
+                await self._emit(outcome)
+            except Exception:  # a failed send loses that message, never the emitter
+                self.metrics.count("emit_failures")
+                log.exception("could not emit the outcome for frame %s", outcome.meta.frame_id)
+            finally:
+                self._outcomes.task_done()
+                if self._outcomes.qsize() < self._outcome_high_water:
+                    self._outcome_room.set()
+
+    def _update_idle(self) -> None:
+        if not len(self._queue) and not self._in_flight:
+            self._idle.set()
+
+    # -- failures -----------------------------------------------------------------------
+
+    def _dropped(self, request: FrameRequest) -> None:
+        self.metrics.count("frames_dropped")
+        self._fail(
+            request.meta,
+            FrameError(FrameErrorCode.OVERLOADED, f"frame queue full ({self.config.overflow})"),
+        )
+
+    def _fail(self, meta: FrameMeta, error: FrameError) -> None:
+        self.metrics.count(f"frames_failed.{error.code}")
+        self._outcomes.put_nowait(FrameFailure(meta, error))

@@ -1,0 +1,128 @@
+"""The messages the module emits: one prediction per frame, one error per refused frame.
+
+Schemas are versioned (``PREDICTION_SCHEMA``, ``ERROR_SCHEMA``) and documented in
+docs/message-schemas.md. The ``inferences`` list follows the LVA/AVA inference schema so
+existing video-analytics consumers can read it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from classifier.errors import FrameError
+from classifier.frames import FrameMeta
+from classifier.hub import OutboundMessage
+
+PREDICTION_SCHEMA = "edge-classifier/prediction/1"
+ERROR_SCHEMA = "edge-classifier/error/1"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    sha256: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    meta: FrameMeta
+    labels: tuple[tuple[str, float], ...]  # top-k above the threshold, best first
+    model: ModelInfo
+    timings_ms: dict[str, float]
+    width: int
+    height: int
+
+    @property
+    def top(self) -> tuple[str, float] | None:
+        return self.labels[0] if self.labels else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": PREDICTION_SCHEMA,
+            "frame": _frame_dict(self.meta) | {"width": self.width, "height": self.height},
+            "model": {
+                "name": self.model.name,
+                "version": self.model.version,
+                "sha256": self.model.sha256,
+                "provider": self.model.provider,
+            },
+            "inferences": [
+                {
+                    "type": "classification",
+                    "subtype": self.model.name,
+                    "classification": {"tag": {"value": label, "confidence": round(p, 6)}},
+                }
+                for label, p in self.labels
+            ],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "emitted_at": utc_now(),
+        }
+
+    def to_message(self) -> OutboundMessage:
+        properties = {"schema": PREDICTION_SCHEMA, "model": self.model.name}
+        if self.top is not None:
+            # Routing conditions in IoT Hub can filter on these without parsing the body.
+            properties["label"] = self.top[0]
+            properties["confidence"] = f"{self.top[1]:.4f}"
+        if self.meta.source_id:
+            properties["source_id"] = self.meta.source_id
+        return OutboundMessage(
+            body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
+            correlation_id=self.meta.frame_id,
+            properties=properties,
+        )
+
+
+@dataclass(frozen=True)
+class FrameFailure:
+    meta: FrameMeta
+    error: FrameError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": ERROR_SCHEMA,
+            "frame": _frame_dict(self.meta),
+            "error": {"code": str(self.error.code), "reason": self.error.reason},
+            "emitted_at": utc_now(),
+        }
+
+    def to_message(self) -> OutboundMessage:
+        return OutboundMessage(
+            body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
+            correlation_id=self.meta.frame_id,
+            properties={"schema": ERROR_SCHEMA, "code": str(self.error.code)},
+        )
+
+
+def top_labels(
+    scores: npt.NDArray[np.float32], labels: Sequence[str], top_k: int, threshold: float
+) -> tuple[tuple[str, float], ...]:
+    k = min(top_k, len(labels))
+    # argpartition finds the k best in O(n); only those k are sorted.
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return tuple((labels[i], float(scores[i])) for i in best if scores[i] >= threshold)
+
+
+def _frame_dict(meta: FrameMeta) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": meta.frame_id,
+        "source": meta.source_id,
+        "capture_time": meta.capture_time,
+    }
+    if meta.name is not None:
+        out["name"] = meta.name
+    return out
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

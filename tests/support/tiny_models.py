@@ -1,0 +1,74 @@
+"""Small real ONNX models built with onnx.helper, whose answers are known in advance.
+
+The "colour" model scores each class by the mean of one input channel: a pure red frame must
+come out "red". That checks channel order, layout and normalisation end to end through the
+real decode -> preprocess -> ONNX Runtime path, in milliseconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from classifier.model_spec import (
+    METADATA_KEY,
+    ChannelOrder,
+    Layout,
+    ModelSpec,
+    OutputKind,
+    Preprocessing,
+    ResizeMode,
+)
+from onnx import TensorProto, helper
+
+COLOUR_LABELS = ("red", "green", "blue")
+
+
+def colour_spec(
+    layout: Layout = Layout.NCHW,
+    size: int = 32,
+    output: OutputKind = OutputKind.PROBABILITIES,
+    resize: ResizeMode = ResizeMode.STRETCH,
+) -> ModelSpec:
+    return ModelSpec(
+        name="colour-test",
+        version="0.0.1",
+        labels=COLOUR_LABELS,
+        preprocessing=Preprocessing(
+            width=size, height=size, layout=layout, channel_order=ChannelOrder.RGB, resize=resize
+        ),
+        output=output,
+    )
+
+
+def write_colour_model(
+    path: Path,
+    spec: ModelSpec | None = None,
+    batch: int | None = None,
+    embed_spec: bool = True,
+) -> Path:
+    spec = spec or colour_spec()
+    pre = spec.preprocessing
+    nchw = pre.layout is Layout.NCHW
+    dims = [pre.channels, pre.height, pre.width] if nchw else [pre.height, pre.width, pre.channels]
+    batch_dim: int | str = batch if batch is not None else "N"
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch_dim, *dims])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch_dim, 3])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3] if nchw else [1, 2])
+    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [20.0])
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "gain"], ["logits"]),
+    ]
+    if spec.output is OutputKind.PROBABILITIES:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["scores"], axis=1))
+    else:
+        nodes.append(helper.make_node("Identity", ["logits"], ["scores"]))
+    graph = helper.make_graph(nodes, "colour", [x], [y], initializer=[axes, gain])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    if embed_spec:
+        helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
