@@ -100,6 +100,15 @@ async def test_a_module_gets_the_manifest_env_and_the_callers_extras(
     assert "PATH" in env
 
 
+async def test_a_generation_id_source_supplies_the_modules_generation_id(make_runtime, tmp_path):
+    dump = tmp_path / "env.json"
+    runtime = make_runtime({"m": py(ENV_DUMP, dump)}, generation_id_for=lambda m: f"gen-of-{m}")
+    await runtime.start(manifest({"m": module()}))
+    await wait_until(dump.exists, what="environment dump")
+    assert json.loads(dump.read_text())["IOTEDGE_MODULEGENERATIONID"] == "gen-of-m"
+    assert runtime.module_reports()["m"].generation_id == "gen-of-m"
+
+
 async def test_modules_are_created_in_startup_order(make_runtime):
     created: list[str] = []
     runtime = make_runtime(

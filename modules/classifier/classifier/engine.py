@@ -115,6 +115,8 @@ class InferenceEngine:
     @classmethod
     def from_path(cls, path: Path, options: EngineOptions | None = None) -> InferenceEngine:
         options = options or EngineOptions()
+        if not path.is_file():
+            raise ModelLoadError(f"model file not found: {path}")
         providers = requested_providers(options)
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = options.intra_op_threads

@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         shutdown_grace_s=3600.0,
     )
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"error: not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
     files = find_images(args.paths)
     if not files:
         print("error: no image files found", file=sys.stderr)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Creates .venv with Python 3.11 and installs the pinned requirements (constraints.txt pins
+# every transitive package too). Re-running is cheap: a stamp of the requirement files'
+# hash skips the install when nothing changed. Sourced by demo.sh and test.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+find_python() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  PYTHON="$(find_python)" || {
+    echo "bootstrap: Python 3.11 is required (python3.11 or python3 on PATH)" >&2
+    exit 1
+  }
+  echo "bootstrap: creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.requirements.sha256
+want="$(cat requirements.txt modules/classifier/requirements.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing pinned requirements (first run takes a minute or two)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  constraints=()
+  [ -f constraints.txt ] && constraints=(-c constraints.txt)
+  .venv/bin/python -m pip install --quiet -r requirements.txt "${constraints[@]}"
+  echo "$want" >"$stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"

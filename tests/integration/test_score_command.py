@@ -1,0 +1,40 @@
+"""The local scoring command runs files through the module's own code path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from classifier.score import main
+
+
+def test_scores_real_photos_and_cifar_frames_with_a_folder_walk(testdata: Path, colour_model: Path, tmp_path: Path, capsys) -> None:
+    for name in ("cifar-automobile8.png", "examples_leopard.jpg"):
+        shutil.copy(testdata / name, tmp_path / name)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    assert main([str(tmp_path), "--model", str(colour_model), "--json", "--top-k", "2"]) == 0
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_file = {Path(d["frame"]["id"]).name: d for d in docs}
+    assert set(by_file) == {"cifar-automobile8.png", "examples_leopard.jpg", "broken.jpg"}
+    assert by_file["cifar-automobile8.png"]["frame"]["width"] == 32
+    assert len(by_file["examples_leopard.jpg"]["inferences"]) == 2
+    assert by_file["broken.jpg"]["error"]["code"] == "corrupt_image"
+
+
+def test_human_output_names_each_file(testdata: Path, colour_model: Path, capsys) -> None:
+    assert main([str(testdata / "cifar-automobile10.png"), "--model", str(colour_model)]) == 0
+    out = capsys.readouterr()
+    assert "cifar-automobile10.png:" in out.out and "1 scored, 0 refused" in out.err
+
+
+def test_missing_model_is_a_clear_error(testdata: Path, tmp_path: Path, capsys) -> None:
+    assert main([str(testdata / "cifar-automobile8.png"), "--model", str(tmp_path / "none.onnx")]) == 1
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_missing_paths_and_empty_folders_are_reported(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path / "nope.jpg")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "no image files" in capsys.readouterr().err

@@ -1,0 +1,40 @@
+"""Histograms give bounded-error percentiles; top-k picks the best classes above the threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from classifier.metrics import Histogram, Metrics
+from classifier.predictions import top_labels
+
+
+def test_percentiles_are_within_one_bucket() -> None:
+    hist = Histogram()
+    for value in range(1, 1001):
+        hist.observe(value / 10)  # 0.1 .. 100 ms
+    assert hist.percentile(0.5) == pytest.approx(50, rel=0.25)
+    assert hist.percentile(0.99) == pytest.approx(99, rel=0.25)
+    assert hist.percentile(1.0) == pytest.approx(100)
+
+
+def test_empty_histogram_reports_zero() -> None:
+    assert Histogram().summary()["p99_ms"] == 0.0
+
+
+def test_snapshot_holds_counters_and_latencies() -> None:
+    metrics = Metrics()
+    metrics.count("frames", 3)
+    metrics.observe("decode", 1.5)
+    snap = metrics.snapshot()
+    assert snap["counters"] == {"frames": 3}
+    assert snap["latency"]["decode"]["count"] == 1
+
+
+def test_top_k_is_sorted_and_thresholded() -> None:
+    scores = np.array([0.05, 0.6, 0.1, 0.25], np.float32)
+    labels = ("a", "b", "c", "d")
+    assert [l for l, _ in top_labels(scores, labels, 3, 0.0)] == ["b", "d", "c"]
+    assert [l for l, _ in top_labels(scores, labels, 3, 0.2)] == ["b", "d"]
+    assert top_labels(scores, labels, 10, 0.0)[0] == ("b", pytest.approx(0.6))
+    assert top_labels(scores, labels, 2, 0.99) == ()
