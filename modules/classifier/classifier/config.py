@@ -94,6 +94,11 @@ class ModuleConfig:
                 "EMIT_CONCURRENCY", int, PipelineConfig.emit_concurrency, lambda v: 1 <= v <= 256
             ),
             limits=limits,
+            passthrough_properties=tuple(
+                name.strip()
+                for name in (env.get("PASSTHROUGH_PROPERTIES") or "").split(",")
+                if name.strip()
+            ),
         )
         config = cls(
             model_path=Path(env.get("MODEL_PATH") or DEFAULT_MODEL),

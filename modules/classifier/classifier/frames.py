@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -46,6 +46,8 @@ class FrameMeta:
     capture_time: str | None = None
     # The key of this image in a JSON scoring request, when it came from one.
     name: str | None = None
+    # Input properties echoed on the outputs (PASSTHROUGH_PROPERTIES), e.g. a lot number.
+    passthrough: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,11 +84,18 @@ def frame_meta_from(
     message_id: str | None,
     correlation_id: str | None,
     properties: Mapping[str, str],
+    passthrough_keys: Collection[str] = (),
 ) -> FrameMeta:
     source = next((properties[k] for k in SOURCE_KEYS if properties.get(k)), None)
     frame_id = message_id or correlation_id or f"{source or 'frame'}-{next(_sequence)}"
     raw_time = next((properties[k] for k in CAPTURE_TIME_KEYS if properties.get(k)), None)
-    return FrameMeta(frame_id=frame_id, source_id=source, capture_time=normalise_time(raw_time))
+    echoed = {k: properties[k] for k in passthrough_keys if k in properties}
+    return FrameMeta(
+        frame_id=frame_id,
+        source_id=source,
+        capture_time=normalise_time(raw_time),
+        passthrough=echoed,
+    )
 
 
 def normalise_time(value: str | None) -> str | None:

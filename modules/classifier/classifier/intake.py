@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Collection
 from dataclasses import replace
 
 from classifier.errors import FrameError, FrameErrorCode
@@ -29,13 +30,17 @@ RAW_TYPES = {"application/octet-stream", "image/x-raw"}
 JSON_TYPES = {"application/json", "text/json"}
 
 
-def message_meta(message: InboundMessage) -> FrameMeta:
-    return frame_meta_from(message.message_id, message.correlation_id, message.properties)
+def message_meta(message: InboundMessage, passthrough: Collection[str] = ()) -> FrameMeta:
+    return frame_meta_from(
+        message.message_id, message.correlation_id, message.properties, passthrough
+    )
 
 
-def frame_requests(message: InboundMessage, max_frame_bytes: int) -> list[FrameRequest]:
+def frame_requests(
+    message: InboundMessage, max_frame_bytes: int, passthrough: Collection[str] = ()
+) -> list[FrameRequest]:
     now = time.monotonic()
-    meta = message_meta(message)
+    meta = message_meta(message, passthrough)
     content_type = _media_type(message.content_type)
     body = message.body
     if not body:

@@ -50,6 +50,7 @@ class PipelineConfig:
     confidence_threshold: float = 0.0
     decode_workers: int = 2
     emit_concurrency: int = 8
+    passthrough_properties: tuple[str, ...] = ()
     limits: FrameLimits = field(default_factory=FrameLimits)
 
 
@@ -109,14 +110,15 @@ class Pipeline:
         """Accepts one message from the frames input. Never raises for bad input."""
         self.metrics.count("messages_received")
         if not self._accepting:
-            self._fail(
-                message_meta(message), FrameError(FrameErrorCode.SHUTDOWN, "module is stopping")
-            )
+            meta = message_meta(message, self.config.passthrough_properties)
+            self._fail(meta, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
             return
         try:
-            requests = frame_requests(message, self.config.limits.max_frame_bytes)
+            requests = frame_requests(
+                message, self.config.limits.max_frame_bytes, self.config.passthrough_properties
+            )
         except FrameError as e:
-            self._fail(message_meta(message), e)
+            self._fail(message_meta(message, self.config.passthrough_properties), e)
             return
         for request in requests:
             self.metrics.count("frames_received")

@@ -78,7 +78,7 @@ class Prediction:
         return OutboundMessage(
             body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
             correlation_id=self.meta.frame_id,
-            properties=properties,
+            properties=_with_passthrough(self.meta, properties),
         )
 
 
@@ -99,7 +99,9 @@ class FrameFailure:
         return OutboundMessage(
             body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
             correlation_id=self.meta.frame_id,
-            properties={"schema": ERROR_SCHEMA, "code": str(self.error.code)},
+            properties=_with_passthrough(
+                self.meta, {"schema": ERROR_SCHEMA, "code": str(self.error.code)}
+            ),
         )
 
 
@@ -121,7 +123,14 @@ def _frame_dict(meta: FrameMeta) -> dict[str, Any]:
     }
     if meta.name is not None:
         out["name"] = meta.name
+    if meta.passthrough:
+        out["properties"] = dict(meta.passthrough)
     return out
+
+
+def _with_passthrough(meta: FrameMeta, own: dict[str, str]) -> dict[str, str]:
+    # The module's own properties win: an upstream 'label' must not pose as the prediction.
+    return dict(meta.passthrough) | own
 
 
 def utc_now() -> str:
