@@ -300,14 +300,21 @@ async def test_a_failing_send_loses_one_message_not_the_module(colour_model: Pat
     assert run.pipeline.metrics.snapshot()["counters"]["emit_failures"] == 1
 
 
-async def test_passthrough_properties_are_echoed_on_predictions_and_errors(colour_model: Path) -> None:
+async def test_passthrough_properties_are_echoed_on_predictions_and_errors(
+    colour_model: Path,
+) -> None:
     async with Running(colour_model, passthrough_properties=("lot", "label")) as run:
-        await run.send(jpeg(RED), "image/jpeg", message_id="ok", lot="L-7", label="upstream-guess", other="x")
+        await run.send(
+            jpeg(RED), "image/jpeg", message_id="ok", lot="L-7", label="upstream-guess", other="x"
+        )
         await run.send(b"junk", None, message_id="bad", lot="L-8")
     [prediction] = run.hub.sent["predictions"]
     assert prediction.properties["lot"] == "L-7"
     assert prediction.properties["label"] == "red"  # the module's own property wins
     assert "other" not in prediction.properties
-    assert json.loads(prediction.body)["frame"]["properties"] == {"lot": "L-7", "label": "upstream-guess"}
+    assert json.loads(prediction.body)["frame"]["properties"] == {
+        "lot": "L-7",
+        "label": "upstream-guess",
+    }
     [error] = run.hub.sent["errors"]
     assert error.properties["lot"] == "L-8"

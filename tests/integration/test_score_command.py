@@ -9,7 +9,9 @@ from pathlib import Path
 from classifier.score import main
 
 
-def test_scores_real_photos_and_cifar_frames_with_a_folder_walk(testdata: Path, colour_model: Path, tmp_path: Path, capsys) -> None:
+def test_scores_real_photos_and_cifar_frames_with_a_folder_walk(
+    testdata: Path, colour_model: Path, tmp_path: Path, capsys
+) -> None:
     for name in ("cifar-automobile8.png", "examples_leopard.jpg"):
         shutil.copy(testdata / name, tmp_path / name)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
@@ -29,7 +31,9 @@ def test_human_output_names_each_file(testdata: Path, colour_model: Path, capsys
 
 
 def test_missing_model_is_a_clear_error(testdata: Path, tmp_path: Path, capsys) -> None:
-    assert main([str(testdata / "cifar-automobile8.png"), "--model", str(tmp_path / "none.onnx")]) == 1
+    assert (
+        main([str(testdata / "cifar-automobile8.png"), "--model", str(tmp_path / "none.onnx")]) == 1
+    )
     assert "model file not found" in capsys.readouterr().err
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from classifier.metrics import Histogram, Metrics
 from classifier.predictions import top_labels
 
@@ -34,7 +33,7 @@ def test_snapshot_holds_counters_and_latencies() -> None:
 def test_top_k_is_sorted_and_thresholded() -> None:
     scores = np.array([0.05, 0.6, 0.1, 0.25], np.float32)
     labels = ("a", "b", "c", "d")
-    assert [l for l, _ in top_labels(scores, labels, 3, 0.0)] == ["b", "d", "c"]
-    assert [l for l, _ in top_labels(scores, labels, 3, 0.2)] == ["b", "d"]
+    assert [label for label, _ in top_labels(scores, labels, 3, 0.0)] == ["b", "d", "c"]
+    assert [label for label, _ in top_labels(scores, labels, 3, 0.2)] == ["b", "d"]
     assert top_labels(scores, labels, 10, 0.0)[0] == ("b", pytest.approx(0.6))
     assert top_labels(scores, labels, 2, 0.99) == ()
