@@ -301,9 +301,12 @@ class ServiceApi:
         missing = [m for m in _REQUIRED_EDGE_MODULES if m not in content]
         if missing:
             raise HubError(400, "ArgumentInvalid", f"modulesContent lacks {', '.join(missing)}")
-        self._twins.apply_modules_content(device_id, content)
         if self._on_apply_content is not None:
+            # The owner validates the whole deployment first and applies the twins itself, so
+            # a refused deployment (HubError 400) changes nothing.
             await self._on_apply_content(device_id, content)
+        else:
+            self._twins.apply_modules_content(device_id, content)
         return web.Response(status=204)
 
     async def _list_configurations(self, request: web.Request) -> web.Response:

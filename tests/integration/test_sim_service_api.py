@@ -69,6 +69,7 @@ async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     applied: list[tuple[str, JsonObject]] = []
 
     async def on_apply(device_id: str, content: JsonObject) -> None:
+        twins.apply_modules_content(device_id, content)
         applied.append((device_id, content))
 
     api = ServiceApi(
