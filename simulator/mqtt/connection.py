@@ -13,7 +13,9 @@ one ``on_disconnected`` per accepted connection, and no failure escapes to other
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from typing import Protocol
 
 from simulator.mqtt.codec import decode_body, decode_fixed_header, encode
@@ -46,6 +48,8 @@ from simulator.mqtt.topics import is_valid_topic_filter
 logger = logging.getLogger(__name__)
 
 _CLOSE_WAIT_S = 1.0  # how long a polite close may take before the transport is aborted
+
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class SessionRegistry(Protocol):
@@ -89,6 +93,7 @@ class Connection:
         self.session: Session | None = None  # set once attached to the registry
         self.closed = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._socket = writer.get_extra_info("socket")
 
     def abort(self) -> None:
         """Drop the network connection now; ``run()`` then winds down and sets ``closed``."""
@@ -191,7 +196,17 @@ class Connection:
                 body = await self._reader.readexactly(header.remaining_length)
         except TimeoutError:
             raise _CloseError("packet not completed in time", "protocol_errors") from None
+        self._ack_promptly()
         return decode_body(header, body)
+
+    def _ack_promptly(self) -> None:
+        # paho (inside the SDK) does not set TCP_NODELAY, and Linux delays ACKs by up to
+        # 40 ms: a module's PUBLISH right after its PUBACK then sits in Nagle's buffer until
+        # our delayed ACK. Re-arming quick ACK after each packet keeps sends prompt.
+        if _TCP_QUICKACK is None or self._socket is None:
+            return
+        with contextlib.suppress(OSError):
+            self._socket.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
 
     async def _handle(self, packet: Packet, info: ClientInfo, session: Session) -> None:
         match packet:

@@ -1,0 +1,221 @@
+"""``python -m simulator``: run the simulated hub and device, read upstream messages, run the demo.
+
+    up        start the hub, edgeHub, workload API and runtime with a deployment; Ctrl-C stops
+    messages  print messages that reached $upstream (``--follow`` to keep reading)
+    demo      up + the synthetic camera and classifier, with live predictions and a summary
+
+``up`` and ``demo`` write ``<state-dir>/connection.json`` (hub connection string, CA file):
+cloud tools and the azure-iot-hub SDK use it with ``REQUESTS_CA_BUNDLE`` set to the CA file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from cloud_tools.manifest import load_and_generate
+from simulator.app import Simulator, SimulatorSettings
+from simulator.demo_summary import Summary, frame_line, observe
+from simulator.errors import SimulatorError
+from simulator.local_modules import (
+    LOCAL_IMAGES,
+    LOCAL_VARIABLES,
+    REPO,
+    TEMPLATE,
+    repo_module_commands,
+)
+from simulator.upstream import MessageFilter, UpstreamStore
+
+DEFAULT_STATE = REPO / ".run" / "simulator"
+
+
+def _settings(args: argparse.Namespace) -> SimulatorSettings:
+    return SimulatorSettings(
+        state_dir=args.state_dir,
+        address=args.address,
+        device_id=args.device_id,
+        echo_module_output=getattr(args, "echo", False),
+    )
+
+
+def _manifest(args: argparse.Namespace) -> dict[str, Any]:
+    if args.manifest is not None:
+        manifest: dict[str, Any] = json.loads(args.manifest.read_text())
+        return manifest
+    return load_and_generate(args.template, LOCAL_IMAGES, LOCAL_VARIABLES)
+
+
+def set_module_env(manifest: dict[str, Any], module: str, name: str, value: str) -> None:
+    agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
+    agent["modules"][module].setdefault("env", {})[name] = {"value": value}
+
+
+def _write_connection_info(sim: Simulator) -> Path:
+    info = {
+        "hubConnectionString": sim.hub_connection_string(),
+        "caFile": str(sim.ca_path),
+        "deviceId": sim.settings.device_id,
+        "gateway": sim.settings.address,
+        "upstreamStore": str(sim.settings.state_dir / "upstream.sqlite"),
+    }
+    path = sim.settings.state_dir / "connection.json"
+    path.write_text(json.dumps(info, indent=2))
+    return path
+
+
+async def _until_stopped(duration_s: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), duration_s)
+
+
+async def cmd_up(args: argparse.Namespace) -> int:
+    sim = Simulator(_settings(args), repo_module_commands())
+    try:
+        await sim.start(_manifest(args))
+        path = _write_connection_info(sim)
+        print(
+            f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"
+        )
+        print(
+            f"connection info: {path}\nmodule logs: {args.state_dir / 'runtime' / 'logs'}\nCtrl-C stops."
+        )
+        await _until_stopped(args.duration)
+    finally:
+        await sim.stop()
+    return 0
+
+
+async def cmd_messages(args: argparse.Namespace) -> int:
+    store_path = args.state_dir / "upstream.sqlite"
+    if not store_path.exists():
+        print(f"no upstream store at {store_path}: start the simulator first", file=sys.stderr)
+        return 2
+    store = UpstreamStore.open(store_path)
+    where = MessageFilter(module_id=args.module, output_name=args.output)
+    try:
+        for stored in store.read(after_sequence=0, where=where, limit=args.last or None):
+            print(json.dumps(stored.to_json()))
+        if args.follow:
+            async for stored in store.follow(where=where):
+                print(json.dumps(stored.to_json()), flush=True)
+    finally:
+        store.close()
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    manifest = _manifest(args)
+    set_module_env(manifest, "synthcam", "FPS", str(args.fps))
+    sim = Simulator(_settings(args), repo_module_commands())
+    summary = Summary()
+    try:
+        await sim.start(manifest)
+        _write_connection_info(sim)
+        print(
+            f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
+        )
+        assert sim.upstream is not None
+        follower = asyncio.create_task(_show(sim.upstream, summary, args.quiet))
+        try:
+            await _until_stopped(args.duration)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+    finally:
+        await sim.stop()
+    print("final: " + summary.line())
+    if summary.total == 0:
+        print(
+            f"no predictions arrived: see the module logs in {args.state_dir / 'runtime' / 'logs'}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+async def _show(store: UpstreamStore, summary: Summary, quiet: bool) -> None:
+    last_line = asyncio.get_running_loop().time()
+    where = MessageFilter(module_id="classifier")
+    async for stored in store.follow(where=where, poll_interval_s=0.2):
+        obs = observe(stored)
+        if obs is None:
+            continue
+        summary.add(obs)
+        if not quiet:
+            print(frame_line(obs))
+        now = asyncio.get_running_loop().time()
+        if now - last_line >= 2.0:
+            print(summary.line(), flush=True)
+            last_line = now
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE,
+        help=f"default: {DEFAULT_STATE.relative_to(REPO)}",
+    )
+    parser.add_argument("--log-level", default="warning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "demo"):
+        p = sub.add_parser(name)
+        p.add_argument(
+            "--address",
+            default="127.0.0.1",
+            help="loopback address for edgeHub (port 8883) and the service API",
+        )
+        p.add_argument("--device-id", default="edge-device")
+        group = p.add_mutually_exclusive_group()
+        group.add_argument(
+            "--template",
+            type=Path,
+            default=TEMPLATE,
+            help="deployment template to generate the manifest from",
+        )
+        group.add_argument("--manifest", type=Path, help="an already generated deployment manifest")
+        p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+        p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
+    demo = sub.choices["demo"]
+    demo.add_argument("--fps", type=float, default=10.0)
+    demo.add_argument("--quiet", action="store_true", help="only the summary lines")
+    messages = sub.add_parser("messages")
+    messages.add_argument("--follow", action="store_true")
+    messages.add_argument("--module")
+    messages.add_argument("--output")
+    messages.add_argument(
+        "--last", type=int, default=0, help="at most this many stored messages first"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    command = {"up": cmd_up, "messages": cmd_messages, "demo": cmd_demo}[args.command]
+    try:
+        return asyncio.run(command(args))
+    except (SimulatorError, OSError) as e:
+        print(f"simulator: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
