@@ -18,19 +18,18 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
-
-from benchmarks.machine import describe_machine
-from benchmarks.models import ensure_model
 from classifier.engine import EngineOptions, InferenceEngine
 from classifier.frame_queue import OverflowPolicy
 from classifier.hub import InboundMessage
 from classifier.metrics import Metrics
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import Prediction
+
+from benchmarks.machine import describe_machine
+from benchmarks.models import ensure_model
 
 
 @dataclass
@@ -50,7 +49,9 @@ def camera_jpegs(count: int, width: int = 640, height: int = 480) -> list[bytes]
     rng = np.random.default_rng(2024)
     for i in range(count):
         rgb = synthdata.render(i % synthdata.NUM_CLASSES, rng, width, height)
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+        )
         assert ok
         frames.append(data.tobytes())
     return frames
@@ -70,9 +71,14 @@ def raw_fps(engine: InferenceEngine, batch: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-async def pipeline_fps(engine: InferenceEngine, batch: int, frames: list[bytes], count: int) -> tuple[float, dict[str, float]]:
+async def pipeline_fps(
+    engine: InferenceEngine, batch: int, frames: list[bytes], count: int
+) -> tuple[float, dict[str, float]]:
     config = PipelineConfig(
-        max_batch=batch, max_wait_ms=2.0, queue_capacity=max(64, 4 * batch), overflow=OverflowPolicy.BLOCK
+        max_batch=batch,
+        max_wait_ms=2.0,
+        queue_capacity=max(64, 4 * batch),
+        overflow=OverflowPolicy.BLOCK,
     )
     metrics = Metrics()
     pipeline = Pipeline(engine, config, metrics)
@@ -90,7 +96,9 @@ async def pipeline_fps(engine: InferenceEngine, batch: int, frames: list[bytes],
     await pipeline.start(emit)
     started = time.perf_counter()
     for i in range(count):
-        await pipeline.submit(InboundMessage("frames", frames[i % len(frames)], "image/jpeg", message_id=str(i)))
+        await pipeline.submit(
+            InboundMessage("frames", frames[i % len(frames)], "image/jpeg", message_id=str(i))
+        )
     await finished.wait()
     elapsed = time.perf_counter() - started
     await pipeline.stop(1.0)
@@ -100,38 +108,59 @@ async def pipeline_fps(engine: InferenceEngine, batch: int, frames: list[bytes],
         raise RuntimeError(f"{failed} frames failed during the benchmark: {snapshot['counters']}")
     latency = snapshot["latency"]
     stages = {
-        f"{stage} p50": latency[stage]["p50_ms"] for stage in ("decode", "preprocess", "inference_batch")
+        f"{stage} p50": latency[stage]["p50_ms"]
+        for stage in ("decode", "preprocess", "inference_batch")
     }
     stages["total p99"] = latency["total"]["p99_ms"]
     return count / elapsed, stages
 
 
-def run(models: list[str], batches: list[int], count: int, repeats: int, seconds: float) -> list[Row]:
+def run(
+    models: list[str], batches: list[int], count: int, repeats: int, seconds: float
+) -> list[Row]:
     frames = camera_jpegs(64)
     rows = []
     for model in models:
         engine = InferenceEngine.from_path(ensure_model(model), EngineOptions())
         engine.warm_up()
         for batch in batches:
-            raws, pipes, stages = [], [], {}
+            raws: list[float] = []
+            pipes: list[float] = []
+            stages: dict[str, float] = {}
             for _ in range(repeats):  # interleaved, so both see the same machine load
                 raws.append(raw_fps(engine, batch, seconds))
                 fps, stages = asyncio.run(pipeline_fps(engine, batch, frames, count))
                 pipes.append(fps)
-            rows.append(Row(model, batch, statistics.median(raws), statistics.median(pipes), stages))
+            rows.append(
+                Row(model, batch, statistics.median(raws), statistics.median(pipes), stages)
+            )
     return rows
 
 
 def render(rows: list[Row], markdown: bool) -> str:
     best_raw = {m: max(r.raw_fps for r in rows if r.model == m) for m in {r.model for r in rows}}
     stage_names = list(rows[0].stages)
-    header = ["model", "batch", "raw fps", "pipeline fps", "pipe/raw", "pipe/best raw", *(f"{s} ms" for s in stage_names)]
+    header = [
+        "model",
+        "batch",
+        "raw fps",
+        "pipeline fps",
+        "pipe/raw",
+        "pipe/best raw",
+        *(f"{s} ms" for s in stage_names),
+    ]
     lines = []
     for r in rows:
         lines.append(
-            [r.model, str(r.batch), f"{r.raw_fps:,.0f}", f"{r.pipeline_fps:,.0f}",
-             f"{r.pipeline_fps / r.raw_fps:.2f}", f"{r.pipeline_fps / best_raw[r.model]:.2f}",
-             *(f"{r.stages[s]:.2f}" for s in stage_names)]
+            [
+                r.model,
+                str(r.batch),
+                f"{r.raw_fps:,.0f}",
+                f"{r.pipeline_fps:,.0f}",
+                f"{r.pipeline_fps / r.raw_fps:.2f}",
+                f"{r.pipeline_fps / best_raw[r.model]:.2f}",
+                *(f"{r.stages[s]:.2f}" for s in stage_names),
+            ]
         )
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -143,7 +172,9 @@ def render(rows: list[Row], markdown: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="default,mobilenetv2")
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--frames", type=int, default=2000, help="frames per pipeline measurement")
@@ -155,7 +186,9 @@ def main() -> None:
     models = args.models.split(",")
     batches = [int(b) for b in args.batches.split(",")]
     print(describe_machine())
-    print(f"{args.frames} frames of 640x480 JPEG per pipeline run, median of {args.repeats} interleaved runs\n")
+    print(
+        f"{args.frames} frames of 640x480 JPEG per pipeline run, median of {args.repeats} interleaved runs\n"
+    )
     print(render(run(models, batches, args.frames, args.repeats, args.raw_seconds), args.markdown))
 
 

@@ -37,3 +37,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+# The module packages live in their image folders; tools and tests import them from there.
+export PYTHONPATH="$ROOT/modules/classifier:$ROOT/modules/synthcam:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
