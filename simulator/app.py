@@ -159,9 +159,11 @@ class Simulator:
         except SimulatorError as e:
             # Refused whole: nothing below has changed yet.
             raise HubError(400, "ArgumentInvalid", f"invalid deployment: {e}") from e
+        # Twins validate the whole content before setting any, so they go before the new
+        # identities: a deployment refused for a bad desired property must leave none behind.
+        self.twins.apply_modules_content(device_id, content)
         for name in parsed.modules:
             self._module_identity(name)
-        self.twins.apply_modules_content(device_id, content)
         assert self.edgehub is not None
         assert self.runtime is not None
         self.edgehub.router = router

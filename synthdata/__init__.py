@@ -1,0 +1,52 @@
+"""Procedurally generated ten-class shape images: the default model's training data.
+
+The public surface is what this module exports; everything else is private. Only numpy and
+OpenCV are used, so the same code renders frames inside a synthetic-camera module.
+
+    render(class_id, rng, width, height)   one RGB frame of any size
+    make_dataset(n, seed, size=32)          camera-path samples shrunk to model size
+    TRAIN, TEST                             named splits with fixed seeds
+"""
+
+from synthdata._dataset import (
+    FRAME_LONG_SIDE_PX,
+    GENERATOR_VERSION,
+    JPEG_PROBABILITY,
+    JPEG_QUALITY_RANGE,
+    SPLITS,
+    TEST,
+    TRAIN,
+    Split,
+    camera_frame_size,
+    jpeg_round_trip,
+    make_dataset,
+    make_sample,
+    sample_rng,
+    shrink,
+)
+from synthdata._render import MAX_SIDE, MIN_SIDE, render
+from synthdata._shapes import LABELS
+
+NUM_CLASSES = len(LABELS)
+
+__all__ = [
+    "FRAME_LONG_SIDE_PX",
+    "GENERATOR_VERSION",
+    "JPEG_PROBABILITY",
+    "JPEG_QUALITY_RANGE",
+    "LABELS",
+    "MAX_SIDE",
+    "MIN_SIDE",
+    "NUM_CLASSES",
+    "SPLITS",
+    "TEST",
+    "TRAIN",
+    "Split",
+    "camera_frame_size",
+    "jpeg_round_trip",
+    "make_dataset",
+    "make_sample",
+    "render",
+    "sample_rng",
+    "shrink",
+]

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from classifier.score import main
+from classifier import score
+
+
+def main(argv: list[str]) -> int:
+    # score.main() calls asyncio.run(); in its own thread it cannot replace the event loop
+    # pytest-asyncio keeps for the main thread (which would then leak, unclosed).
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(score.main, argv).result()
 
 
 def test_scores_real_photos_and_cifar_frames_with_a_folder_walk(

@@ -35,5 +35,7 @@ def test_top_k_is_sorted_and_thresholded() -> None:
     labels = ("a", "b", "c", "d")
     assert [label for label, _ in top_labels(scores, labels, 3, 0.0)] == ["b", "d", "c"]
     assert [label for label, _ in top_labels(scores, labels, 3, 0.2)] == ["b", "d"]
-    assert top_labels(scores, labels, 10, 0.0)[0] == ("b", pytest.approx(0.6))
+    best_label, best_p = top_labels(scores, labels, 10, 0.0)[0]
+    assert best_label == "b"
+    assert best_p == pytest.approx(0.6)
     assert top_labels(scores, labels, 2, 0.99) == ()

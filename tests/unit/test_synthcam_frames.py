@@ -12,6 +12,7 @@ import synthdata
 def test_frame_is_a_jpeg_of_the_requested_size_with_its_truth() -> None:
     frame = make_frame("cam", 7, 13, 160, 120, 85)
     image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
     assert image.shape == (120, 160, 3)
     assert frame.truth == synthdata.LABELS[13 % 10]
     assert frame.properties["truth"] == frame.truth

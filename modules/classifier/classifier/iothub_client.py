@@ -38,6 +38,7 @@ class SdkHub:
         self._method_handler: MethodHandler | None = None
         self._intake: asyncio.Queue[InboundMessage] = asyncio.Queue()
         self._intake_task: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     def from_edge_environment(cls) -> SdkHub:
@@ -50,16 +51,25 @@ class SdkHub:
         return cls(client, asyncio.get_running_loop())
 
     async def connect(self) -> None:
+        # The first setter connects. The desired one must not be first: the SDK would then
+        # GET the twin on that connect, before twin responses are subscribed, and that GET,
+        # never answered, blocks the SDK's GET after every later reconnect.
         self._client.on_message_received = self._on_sdk_message
         self._client.on_twin_desired_properties_patch_received = self._on_sdk_desired
         self._client.on_method_request_received = self._on_sdk_method
         self._intake_task = asyncio.create_task(self._dispatch_messages(), name="hub-intake")
         try:
             await self._client.connect()
+            # After each reconnect the SDK GETs the twin and hands a changed desired document
+            # to the handler, but only get_twin() subscribes to twin responses, and edgeHub
+            # answers a GET only on that subscription: without this one, desired changes made
+            # while the module was disconnected would never arrive.
+            await self._client.get_twin()
         except sdk_errors.ClientError as e:
             raise HubError(f"cannot connect to edgeHub: {e}") from e
 
     async def send(self, output: str, message: OutboundMessage) -> None:
+        self._check_open()
         sdk_message = Message(
             message.body,
             message_id=message.message_id,
@@ -83,6 +93,7 @@ class SdkHub:
         self._method_handler = handler
 
     async def get_desired_properties(self) -> dict[str, Any]:
+        self._check_open()
         try:
             twin = await self._client.get_twin()
         except sdk_errors.ClientError as e:
@@ -91,12 +102,16 @@ class SdkHub:
         return desired
 
     async def report(self, patch: dict[str, Any]) -> None:
+        self._check_open()
         try:
             await self._client.patch_twin_reported_properties(patch)
         except sdk_errors.ClientError as e:
             raise HubError(f"reported properties patch failed: {e}") from e
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             await self._client.shutdown()
         except sdk_errors.ClientError as e:
@@ -104,6 +119,12 @@ class SdkHub:
         if self._intake_task is not None:
             self._intake_task.cancel()
             await asyncio.gather(self._intake_task, return_exceptions=True)
+
+    def _check_open(self) -> None:
+        # A shut-down SDK client raises its internal PipelineNotRunning, outside its own
+        # exception tree, so a closed hub refuses before reaching it.
+        if self._closed:
+            raise HubError("the hub connection is closed")
 
     # -- SDK threads -> module loop -------------------------------------------------------
 

@@ -1,0 +1,202 @@
+# mypy: disallow-untyped-calls=False
+"""Shared pieces of the end-to-end tests: a whole simulator, real SDK clients, deployments.
+
+Everything here runs on the test's own event loop, which also runs the simulator. So nothing
+may block that loop on the simulator: the device SDK's handler setters wait for a SUBACK (use
+``set_handler``), and the service SDK is synchronous (call it through ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.iot.device.aio import IoTHubModuleClient
+from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
+
+from cloud_tools.manifest import load_and_generate
+from simulator.app import Simulator, SimulatorSettings
+from simulator.mqtt.testing import eventually, random_loopback_host
+from simulator.runtime import ModuleCommand
+from simulator.upstream import MessageFilter, StoredMessage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "deployment.template.json"
+DEVICE = "edge-device"  # SimulatorSettings' default device id
+
+# Sockets the client libraries leak, which would otherwise fail tests run with -W error:
+# after a dropped connection the SDK stops paho's loop without closing paho's wake-up socket
+# pair (azure mqtt_transport._force_transport_disconnect_and_cleanup), and paho 1.6.1's
+# reconnect() does not close its TLS socket when the handshake fails. ``module_client``
+# collects garbage on exit so these surface inside the test that caused them.
+SDK_SOCKET_LEAK = pytest.mark.filterwarnings(
+    r"ignore:Exception ignored in. <(socket\.socket|ssl\.SSLSocket)"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
+
+
+def template_manifest() -> dict[str, Any]:
+    """The repository's own deployment (classifier, synthcam and their routes), generated."""
+    return load_and_generate(
+        TEMPLATE,
+        {"classifier": "local/classifier:e2e", "synthcam": "local/synthcam:e2e"},
+        {
+            "CONTAINER_REGISTRY_USERNAME": "user",
+            "CONTAINER_REGISTRY_PASSWORD": "password",
+            "CONTAINER_REGISTRY_ADDRESS": "registry.invalid",
+        },
+    )
+
+
+def deployment(
+    *,
+    routes: Mapping[str, str] | None = None,
+    desired: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The template's deployment with other routes and/or module desired properties.
+
+    Starting from the generated template keeps every variant schema-valid without repeating
+    the system modules' boilerplate in each test.
+    """
+    manifest = copy.deepcopy(template_manifest())
+    content = manifest["modulesContent"]
+    if routes is not None:
+        content["$edgeHub"]["properties.desired"]["routes"] = dict(routes)
+    for module_id, properties in (desired or {}).items():
+        content[module_id] = {"properties.desired": dict(properties)}
+    return manifest
+
+
+def route_to_input(source_module: str, output: str, module: str, input_name: str) -> str:
+    return (
+        f"FROM /messages/modules/{source_module}/outputs/{output} "
+        f'INTO BrokeredEndpoint("/modules/{module}/inputs/{input_name}")'
+    )
+
+
+@asynccontextmanager
+async def running_simulator(
+    manifest: Mapping[str, Any] | None,
+    commands: Mapping[str, ModuleCommand] | None = None,
+) -> AsyncIterator[Simulator]:
+    """A started simulator on its own 127.x address; stopped (modules and all) on exit."""
+    # Short and outside pytest's tmp_path: the workload API's unix socket path must stay
+    # under the ~108-byte limit.
+    state_dir = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
+    sim = Simulator(
+        SimulatorSettings(
+            state_dir=state_dir,
+            address=random_loopback_host(),
+            skip_unmapped_modules=True,
+            module_stop_grace_s=5.0,
+        ),
+        commands,
+    )
+    try:
+        await sim.start(manifest)
+        yield sim
+    finally:
+        try:
+            await sim.stop()
+        finally:
+            if sim.runtime is not None:
+                sim.runtime.kill_now()  # a no-op unless stop() itself failed
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def client_id(module_id: str) -> str:
+    return f"{DEVICE}/{module_id}"
+
+
+@asynccontextmanager
+async def module_client(
+    sim: Simulator,
+    module_id: str,
+    *,
+    connection_string: str | None = None,
+    ca_pem: str | None = None,
+) -> AsyncIterator[Any]:
+    """An azure-iot-device module client for ``module_id``, always shut down on exit."""
+    client = IoTHubModuleClient.create_from_connection_string(
+        connection_string or sim.module_connection_string(module_id),
+        server_verification_cert=ca_pem if ca_pem is not None else sim.ca_path.read_text(),
+        # Only matters when a reconnect fails; the first one after a drop is immediate.
+        connection_retry_interval=1,
+    )
+    try:
+        yield client
+    finally:
+        await client.shutdown()
+        del client
+        gc.collect()  # see SDK_SOCKET_LEAK
+
+
+async def set_handler(client: Any, name: str, handler: Callable[..., Any]) -> None:
+    """Set an SDK handler property without blocking the loop the simulator runs on.
+
+    The setter waits (on the calling thread) until the SDK has subscribed, and the SUBACK
+    can only come from this loop.
+    """
+    await asyncio.to_thread(setattr, client, name, handler)
+
+
+class Inbox:
+    """Collects what an SDK handler receives. The SDK calls it on its own thread; appends
+    to a list are atomic in CPython, and the test only reads."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    async def handler(self, item: Any) -> None:
+        self.items.append(item)
+
+    async def wait_for(self, count: int, timeout_s: float = 15.0, what: str = "") -> list[Any]:
+        await eventually(
+            lambda: len(self.items) >= count, timeout_s, what or f"{count} item(s) at the handler"
+        )
+        return self.items[:count]
+
+
+async def wait_upstream(
+    sim: Simulator,
+    count: int,
+    *,
+    module_id: str | None = None,
+    output_name: str | None = None,
+    timeout_s: float = 15.0,
+) -> list[StoredMessage]:
+    """Wait until ``count`` messages matching the filter are upstream; return them all."""
+    assert sim.upstream is not None
+    where = MessageFilter(module_id=module_id, output_name=output_name)
+    store = sim.upstream
+    await eventually(
+        lambda: len(store.read(where=where)) >= count,
+        timeout_s,
+        f"{count} upstream message(s) from {module_id}/{output_name}",
+    )
+    return store.read(where=where)
+
+
+def trust_simulator(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> None:
+    """azure-iot-hub (msrest, requests) trusts a custom CA only through REQUESTS_CA_BUNDLE."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sim.ca_path))
+
+
+async def registry_manager(sim: Simulator) -> Any:
+    return await asyncio.to_thread(
+        IoTHubRegistryManager.from_connection_string, sim.hub_connection_string()
+    )
+
+
+async def configuration_manager(sim: Simulator) -> Any:
+    return await asyncio.to_thread(
+        IoTHubConfigurationManager.from_connection_string, sim.hub_connection_string()
+    )
