@@ -20,8 +20,6 @@ from simulator.mqtt.testing import (
     RecordingHooks,
     ThrowawayTls,
     eventually,
-    random_loopback_host,
-    throwaway_tls,
 )
 
 GOOD, BAD = "dev1/good", "dev1/bad"
@@ -29,42 +27,16 @@ PASSWORDS = {GOOD: b"good", BAD: b"bad"}
 GOOD_INPUTS = "devices/dev1/modules/good/inputs/#"
 
 
-@pytest.fixture
-def host() -> str:
-    return random_loopback_host()
-
-
-@pytest.fixture
-def tls(host: str) -> ThrowawayTls:
-    return throwaway_tls(host)
-
-
-@pytest.fixture
-def hooks() -> RecordingHooks:
-    return RecordingHooks(passwords=PASSWORDS)
-
-
-@pytest.fixture
-def limits() -> Limits:
-    return Limits(connect_timeout_s=0.5)
-
-
-@pytest.fixture
-async def server(
-    hooks: RecordingHooks, tls: ThrowawayTls, host: str, limits: Limits
-) -> AsyncIterator[MqttServer]:
-    server = MqttServer(hooks, tls.server_context, limits)
-    await server.start(host, 0)
-    yield server
-    await server.stop()
-    assert server.stats.internal_errors == 0
-
-
 def _paho(client_id: str, host: str, server: MqttServer, tls: ThrowawayTls) -> PahoPeer:
     password = PASSWORDS[client_id].decode()
     return PahoPeer(
         client_id, host, server.port, tls.client_context(), username="u", password=password
     )
+
+
+@pytest.fixture
+def hooks() -> RecordingHooks:
+    return RecordingHooks(passwords=PASSWORDS)
 
 
 @pytest.fixture

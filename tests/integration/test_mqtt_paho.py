@@ -14,8 +14,6 @@ from simulator.mqtt.testing import (
     RecordingHooks,
     ThrowawayTls,
     eventually,
-    random_loopback_host,
-    throwaway_tls,
 )
 
 PASSWORDS = {"dev1/mod1": b"secret", "dev1/mod2": b"other"}
@@ -25,28 +23,14 @@ MakePeer = Callable[..., PahoPeer]
 
 
 @pytest.fixture
-def host() -> str:
-    return random_loopback_host()
-
-
-@pytest.fixture
-def tls(host: str) -> ThrowawayTls:
-    return throwaway_tls(host)
-
-
-@pytest.fixture
 def hooks() -> RecordingHooks:
     return RecordingHooks(passwords=PASSWORDS, denied_filters={"denied/#"})
 
 
 @pytest.fixture
-async def server(hooks: RecordingHooks, tls: ThrowawayTls, host: str) -> AsyncIterator[MqttServer]:
+def limits() -> Limits:
     # A window of one means every QoS 1 delivery after the first needs paho's PUBACK.
-    server = MqttServer(hooks, tls.server_context, Limits(max_inflight=1))
-    await server.start(host, 0)
-    yield server
-    await server.stop()
-    assert server.stats.internal_errors == 0
+    return Limits(max_inflight=1)
 
 
 @pytest.fixture

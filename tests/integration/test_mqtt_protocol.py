@@ -25,23 +25,10 @@ from simulator.mqtt.testing import (
     RecordingHooks,
     ThrowawayTls,
     eventually,
-    random_loopback_host,
-    throwaway_tls,
 )
 
 PASSWORDS = {"dev1/mod1": b"secret", "dev1/mod2": b"other"}
 FAST = Limits(connect_timeout_s=0.5)
-OpenClient = Callable[[], Awaitable[RawClient]]
-
-
-@pytest.fixture
-def host() -> str:
-    return random_loopback_host()
-
-
-@pytest.fixture
-def tls(host: str) -> ThrowawayTls:
-    return throwaway_tls(host)
 
 
 @pytest.fixture
@@ -50,12 +37,11 @@ def hooks() -> RecordingHooks:
 
 
 @pytest.fixture
-async def server(hooks: RecordingHooks, tls: ThrowawayTls, host: str) -> AsyncIterator[MqttServer]:
-    server = MqttServer(hooks, tls.server_context, FAST)
-    await server.start(host, 0)
-    yield server
-    await server.stop()
-    assert server.stats.internal_errors == 0
+def limits() -> Limits:
+    return FAST
+
+
+OpenClient = Callable[[], Awaitable[RawClient]]
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ from simulator.mqtt.testing import (
     RecordingHooks,
     ThrowawayTls,
     eventually,
-    random_loopback_host,
-    throwaway_tls,
 )
 
 # After a dropped connection the SDK stops paho's loop in a way that skips closing paho's
@@ -34,27 +32,8 @@ OUTPUTS = "devices/dev1/modules/mod1/messages/events/"
 
 
 @pytest.fixture
-def host() -> str:
-    return random_loopback_host()
-
-
-@pytest.fixture
-def tls(host: str) -> ThrowawayTls:
-    return throwaway_tls(host)
-
-
-@pytest.fixture
-def hooks() -> RecordingHooks:
-    return RecordingHooks()
-
-
-@pytest.fixture
-async def server(hooks: RecordingHooks, tls: ThrowawayTls, host: str) -> AsyncIterator[MqttServer]:
-    server = MqttServer(hooks, tls.server_context)
-    await server.start(host, 8883)  # the SDK always dials 8883; the random address keeps it free
-    yield server
-    await server.stop()
-    assert server.stats.internal_errors == 0
+def mqtt_port() -> int:
+    return 8883  # the SDK always dials 8883; the random address keeps it free
 
 
 @pytest.fixture

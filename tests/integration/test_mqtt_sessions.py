@@ -13,44 +13,11 @@ from simulator.mqtt.testing import (
     RecordingHooks,
     ThrowawayTls,
     eventually,
-    random_loopback_host,
-    throwaway_tls,
 )
 
 CLIENT = "dev1/mod1"
 INPUTS = "devices/dev1/modules/mod1/inputs/#"
 INPUT_TOPIC = "devices/dev1/modules/mod1/inputs/in1/%24.cdid=dev1&%24.cmid=camera"
-
-
-@pytest.fixture
-def host() -> str:
-    return random_loopback_host()
-
-
-@pytest.fixture
-def tls(host: str) -> ThrowawayTls:
-    return throwaway_tls(host)
-
-
-@pytest.fixture
-def hooks() -> RecordingHooks:
-    return RecordingHooks()
-
-
-@pytest.fixture
-def limits() -> Limits:
-    return Limits()
-
-
-@pytest.fixture
-async def server(
-    hooks: RecordingHooks, tls: ThrowawayTls, host: str, limits: Limits
-) -> AsyncIterator[MqttServer]:
-    server = MqttServer(hooks, tls.server_context, limits)
-    await server.start(host, 0)
-    yield server
-    await server.stop()
-    assert server.stats.internal_errors == 0
 
 
 class Connector:

@@ -4,55 +4,30 @@ with real child processes."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from simulator.manifest import load_manifest
 from simulator.runtime import (
     WORKLOAD_API_VERSION,
-    LocalRuntime,
     LocalRuntimeError,
     ModuleCommand,
     ModuleReport,
     ReconcileResult,
     RuntimeStatus,
 )
+from tests.integration.conftest import MakeRuntime
 from tests.integration.runtime_support import (
     ENV_DUMP,
-    FAST_BACKOFF,
     FIXTURE_MANIFEST,
     IDLE,
-    SETTINGS,
     manifest,
     module,
     pid_alive,
     py,
     wait_until,
 )
-
-MakeRuntime = Callable[..., LocalRuntime]
-
-
-@pytest.fixture
-async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
-    made: list[LocalRuntime] = []
-
-    def make(commands: dict[str, ModuleCommand], **options: Any) -> LocalRuntime:
-        options.setdefault("backoff", FAST_BACKOFF)
-        options.setdefault("stop_grace_s", 2.0)
-        runtime = LocalRuntime(SETTINGS, commands, state_dir=tmp_path / "state", **options)
-        made.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in made:
-        try:
-            await runtime.stop()
-        finally:
-            runtime.kill_now()
 
 
 async def _module_env(make_runtime: MakeRuntime, tmp_path: Path, monkeypatch) -> dict[str, str]:

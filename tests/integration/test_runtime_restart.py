@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from simulator.runtime import BackoffPolicy, LocalRuntime, ModuleCommand, RuntimeStatus
+from simulator.runtime import BackoffPolicy, ModuleCommand, RuntimeStatus
 from tests.integration.runtime_support import (
-    FAST_BACKOFF,
     IDLE,
     IGNORE_SIGTERM,
-    SETTINGS,
     START_THEN_EXIT,
     WITH_GRANDCHILD,
     manifest,
@@ -26,27 +19,6 @@ from tests.integration.runtime_support import (
     start_times,
     wait_until,
 )
-
-MakeRuntime = Callable[..., LocalRuntime]
-
-
-@pytest.fixture
-async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
-    made: list[LocalRuntime] = []
-
-    def make(commands: dict[str, ModuleCommand], **options: Any) -> LocalRuntime:
-        options.setdefault("backoff", FAST_BACKOFF)
-        options.setdefault("stop_grace_s", 2.0)
-        runtime = LocalRuntime(SETTINGS, commands, state_dir=tmp_path / "state", **options)
-        made.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in made:
-        try:
-            await runtime.stop()
-        finally:
-            runtime.kill_now()
 
 
 async def test_always_restarts_a_module_that_exits_cleanly(make_runtime, tmp_path):
