@@ -21,15 +21,15 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from benchmarks.machine import describe_machine
+from benchmarks.models import ensure_model
 from classifier.engine import EngineOptions, InferenceEngine
 from classifier.frame_queue import OverflowPolicy
 from classifier.hub import InboundMessage
 from classifier.metrics import Metrics
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import Prediction
-
-from benchmarks.machine import describe_machine
-from benchmarks.models import ensure_model
 
 
 @dataclass

@@ -22,11 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifier.engine import InferenceEngine
-
 from benchmarks.machine import describe_machine
 from benchmarks.models import ensure_model
 from benchmarks.pipeline_throughput import camera_jpegs, pipeline_fps
+from classifier.engine import InferenceEngine
 from cloud_tools.manifest import load_and_generate
 from simulator.app import Simulator, SimulatorSettings
 from simulator.cli import set_module_env

@@ -3,9 +3,16 @@
 The public surface is what this module exports; everything else is private. Only numpy and
 OpenCV are used, so the same code renders frames inside a synthetic-camera module.
 
-    render(class_id, rng, width, height)   one RGB frame of any size
+    render(class_id, rng, width, height)   one RGB frame of any size (optional difficulty)
     make_dataset(n, seed, size=32)          camera-path samples shrunk to model size
     TRAIN, TEST                             named splits with fixed seeds
+    sample_rng(seed, i)                     the generator behind sample i of a dataset
+
+Ten classes (``LABELS``): circle, square, triangle, star, cross, ring, hexagon, crescent,
+arrow, heart. Each frame varies colour, position, scale, tilt (within 30 degrees of
+upright), aspect, fill (flat, gradient, stripes), outline, background (plain, gradients,
+stripes, mottled texture), clutter (lumpy blobs, dots, wires that are no class's shape),
+exposure, grain and blur; a per-frame difficulty sets how much of that is hard.
 """
 
 from synthdata._dataset import (

@@ -39,10 +39,12 @@ class Palette:
     """Where a frame's background and shape colours come from.
 
     Easy frames take the background from the dark end of RGB space and the shape from the
-    light end (or, inverted, the other way round); hard frames take both from anywhere. The
+    light end; harder frames widen both ranges until, at the hardest, both come from
+    anywhere, and are more and more often inverted (a dark shape on a light ground). The
     seed CNN learns nothing from scratch when every frame pairs arbitrary colours (its loss
-    stays at ln 10 for a thousand steps): strong light/dark contrast in the easy frames is
-    what it first learns edges from, and those edges carry over to the colourful ones.
+    stayed at ln 10 for 750 steps): light shapes on near-black backgrounds, where the input
+    is close to zero except on the shape, are what it first learns edges from, and those
+    edges carry over to the colourful frames.
     """
 
     background_max: float
@@ -139,7 +141,7 @@ def _texture(
     small = cv2.resize(coarse, (gw, gh), interpolation=cv2.INTER_CUBIC)
     # pull toward a base colour so textures are not all rainbow-saturated
     base = palette.background(rng).astype(np.float32)
-    mix = np.float32(rng.uniform(0.15, 0.3 + 0.6 * difficulty))
+    mix = np.float32(rng.uniform(0.15, 0.3 + 0.45 * difficulty))
     small = base + mix * (small - base)
     return _upsample(small, width, height)
 
@@ -164,7 +166,7 @@ def _stripes(
         on = on ^ ((phase2 - np.floor(phase2)) < duty)
     c0 = palette.background(rng)
     # stripe colours close-ish together: strong stripes would swamp a 32x32 image
-    c1 = np.clip(c0 + rng.normal(0.0, 15.0 + 50.0 * difficulty, 3), 0, 255)
+    c1 = np.clip(c0 + rng.normal(0.0, 15.0 + 35.0 * difficulty, 3), 0, 255)
     pair = np.stack([c0, c1]).astype(np.uint8)
     # np.take on a uint8 view is several times faster than boolean fancy indexing here
     result: np.ndarray = np.take(pair, on.view(np.uint8), axis=0)
@@ -175,7 +177,7 @@ def paint_background(
     rng: np.random.Generator, palette: Palette, width: int, height: int, difficulty: float
 ) -> np.ndarray:
     """A plain, gradient, striped or mottled background; busier ones grow with difficulty."""
-    busy = 0.05 + 0.45 * difficulty
+    busy = 0.05 + 0.35 * difficulty
     plain = 1.0 - busy
     kind = rng.choice(5, p=[0.35 * plain, 0.45 * plain, 0.2 * plain, busy / 2, busy / 2])
     if kind == 0:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from classifier.errors import HubError
 from classifier.hub import InboundMessage, MethodResult, OutboundMessage
-
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import DEVICE, SDK_SOCKET_LEAK, client_id
 from tests.integration.hub_harness import INPUT, MODULE, Harness, LocalHarness, SdkHarness

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+from PIL import Image
+
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
@@ -19,8 +21,6 @@ from classifier.hub import InboundMessage, OutboundMessage
 from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
 from classifier.pipeline import Pipeline
-from PIL import Image
-
 from tests.conftest import solid_rgb
 
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)

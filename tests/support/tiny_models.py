@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+from onnx import TensorProto, helper
+
 from classifier.model_spec import (
     METADATA_KEY,
     ChannelOrder,
@@ -19,7 +21,6 @@ from classifier.model_spec import (
     Preprocessing,
     ResizeMode,
 )
-from onnx import TensorProto, helper
 
 COLOUR_LABELS = ("red", "green", "blue")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from classifier.config import DEFAULT_MODEL, ModuleConfig
 from classifier.engine import ProviderPolicy
 from classifier.errors import ConfigError

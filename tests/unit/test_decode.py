@@ -10,13 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
+
 from classifier.decode import FrameLimits, decode_frame, reduction_factor
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import FrameMeta, FrameRequest, PixelFormat, RawLayout
 from classifier.image_header import ImageFormat, read_header
 from classifier.model_spec import ChannelOrder, Preprocessing, ResizeMode
-from PIL import Image
-
 from tests.conftest import solid_rgb
 
 TARGET = Preprocessing(width=32, height=32)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from classifier.engine import EngineOptions, InferenceEngine, ProviderPolicy, requested_providers
 from classifier.errors import ModelLoadError, ModelSpecError, ProviderError
 from classifier.model_spec import Layout, ModelSpec, OutputKind
-
 from tests.support.tiny_models import colour_spec, write_colour_model
 
 
@@ -52,8 +52,9 @@ def test_invalid_sidecar_is_refused(tmp_path: Path) -> None:
 def test_spec_that_disagrees_with_the_graph_is_refused(tmp_path: Path) -> None:
     spec = colour_spec(size=32)
     path = write_colour_model(tmp_path / "m.onnx", spec=spec)
-    from classifier.model_spec import METADATA_KEY
     from onnx import helper, load, save
+
+    from classifier.model_spec import METADATA_KEY
 
     model = load(str(path))
     wrong = ModelSpec(spec.name, spec.version, ("a", "b"), spec.preprocessing)

@@ -7,9 +7,10 @@ import io
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
+
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.image_header import ImageFormat, read_header, sniff_format
-from PIL import Image
 
 
 def pil(fmt: str, size=(37, 21), mode="RGB", **kw) -> bytes:

@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import PixelFormat, normalise_time
 from classifier.hub import InboundMessage

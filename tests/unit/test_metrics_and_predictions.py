@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from classifier.metrics import Histogram, Metrics
 from classifier.predictions import top_labels
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from classifier.frames import DecodedImage
 from classifier.model_spec import ChannelOrder, Layout, Preprocessing, ResizeMode
 from classifier.preprocess import Preprocessor

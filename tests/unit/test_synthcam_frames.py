@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from synthcam.frames import make_frame
 
 import synthdata
+from synthcam.frames import make_frame
 
 
 def test_frame_is_a_jpeg_of_the_requested_size_with_its_truth() -> None:

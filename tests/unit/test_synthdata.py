@@ -42,6 +42,19 @@ def test_render_rejects_unknown_classes_and_tiny_frames(
         synthdata.render(class_id, np.random.default_rng(0), width, height)
 
 
+@pytest.mark.parametrize("difficulty", [-0.1, 1.5])
+def test_render_rejects_difficulty_outside_zero_to_one(difficulty: float) -> None:
+    with pytest.raises(ValueError, match="difficulty"):
+        synthdata.render(0, np.random.default_rng(0), 64, 64, difficulty=difficulty)
+
+
+def test_easiest_frames_show_a_light_shape_on_a_dark_background() -> None:
+    rng = np.random.default_rng(4)
+    for class_id in range(synthdata.NUM_CLASSES):
+        grey = synthdata.render(class_id, rng, 160, 120, difficulty=0.0).mean(axis=2)
+        assert np.median(grey) < 100 < 130 < np.percentile(grey, 99)
+
+
 def test_make_dataset_returns_uint8_rgb_images_and_int64_labels() -> None:
     images, labels = synthdata.make_dataset(20, seed=1)
     assert images.shape == (20, 32, 32, 3)
