@@ -82,3 +82,9 @@ def test_timings_are_recorded_on_the_image() -> None:
     image = bgr(1, 1, 1)
     Preprocessor(Preprocessing(width=4, height=4))(image)
     assert image.timings_ms["preprocess"] >= 0.0
+
+
+def test_nchw_with_per_channel_mean_and_std_normalises_each_plane() -> None:
+    spec = Preprocessing(width=4, height=4, scale=1.0, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 5.0))
+    out = Preprocessor(spec)(bgr(80, 40, 30))  # RGB order after conversion: 30, 40, 80
+    np.testing.assert_allclose(out[:, 0, 0], [10.0, 5.0, 10.0])
