@@ -11,9 +11,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 import cv2
 
+from classifier import opencv_limits
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
@@ -23,6 +25,8 @@ from classifier.pipeline import Pipeline
 
 log = logging.getLogger("classifier")
 
+EXIT_WEDGED = 3
+
 
 async def serve(config: ModuleConfig) -> None:
     # Imported here so the scoring command and tests never need the SDK's transport.
@@ -30,16 +34,31 @@ async def serve(config: ModuleConfig) -> None:
 
     engine = InferenceEngine.from_path(config.model_path, config.engine)
     engine.warm_up()
-    hub = SdkHub.from_edge_environment()
+    hub = SdkHub.from_edge_environment(config.hub.intake_capacity, config.hub.sas_token_ttl_s)
     module = ClassifierModule(hub, Pipeline(engine, config.pipeline, Metrics()), config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await module.run(stop)
+    backstop = asyncio.create_task(_exit_if_shutdown_hangs(module, config))
+    try:
+        await module.run(stop)
+    finally:
+        backstop.cancel()
+
+
+async def _exit_if_shutdown_hangs(module: ClassifierModule, config: ModuleConfig) -> None:
+    """A wedged SDK may hang in its own threads on the way out; the process must end anyway,
+    non-zero, so edgeAgent restarts it."""
+    await module.wedged.wait()
+    deadline_s = config.shutdown_grace_s + 30.0
+    timer = threading.Timer(deadline_s, os._exit, (EXIT_WEDGED,))
+    timer.daemon = True
+    timer.start()
 
 
 def main() -> int:
+    opencv_capped = opencv_limits.applied_before_load
     try:
         config = ModuleConfig.from_env(os.environ)
     except ClassifierError as e:
@@ -52,6 +71,8 @@ def main() -> int:
     )
     # OpenCV's own thread pool fights the decode workers for the same cores on small images.
     cv2.setNumThreads(1)
+    if not opencv_capped:
+        log.warning("OpenCV was loaded before its image-size limits could be set")
     try:
         asyncio.run(serve(config))
     except ClassifierError as e:

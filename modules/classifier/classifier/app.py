@@ -3,6 +3,12 @@
 Shutdown order matters: stop intake, let the pipeline score or report what it holds (within
 the grace period), send those outcomes, report the final state, and only then close the hub
 connection, so no frame disappears without a prediction or an error message.
+
+Every message on the module's inputs gets an outcome: frames their prediction or error, a
+message on an input the module does not read an ``unknown_input`` error; a message edgeHub
+delivers again after a lost acknowledgement is recognised (``redelivery``) and skipped.
+Outcomes leave through the outbox, which keeps them while edgeHub is away; the watchdog ends
+the module (``HubWedgedError``, a non-zero exit) when the connection is wedged.
 """
 
 from __future__ import annotations
@@ -12,10 +18,15 @@ import logging
 from typing import Any
 
 from classifier.config import ModuleConfig
+from classifier.errors import FrameError, FrameErrorCode, HubWedgedError
 from classifier.hub import Hub, InboundMessage, MethodResult
 from classifier.metrics import Metrics
+from classifier.outbox import Outbox
+from classifier.outcome_messages import sendable
 from classifier.pipeline import Outcome, Pipeline
-from classifier.predictions import FrameFailure, Prediction, utc_now
+from classifier.predictions import utc_now
+from classifier.redelivery import RecentMessages
+from classifier.watchdog import HubWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +37,36 @@ class ClassifierModule:
         self.pipeline = pipeline
         self.config = config
         self.metrics: Metrics = pipeline.metrics
+        self.watchdog = HubWatchdog(config.hub.wedge_timeout_s, lambda: hub.connected)
+        self.outbox = Outbox(hub, config.hub.outbox, self.metrics, self.watchdog)
+        self.recent = RecentMessages()
+        self.wedged = asyncio.Event()
+        self.wedged_reason = ""
 
     async def emit(self, outcome: Outcome) -> None:
-        if isinstance(outcome, Prediction):
-            await self.hub.send(self.config.predictions_output, outcome.to_message())
-        elif isinstance(outcome, FrameFailure):
-            await self.hub.send(self.config.errors_output, outcome.to_message())
+        config = self.config
+        await self.outbox.put(sendable(outcome, config.predictions_output, config.errors_output))
 
     async def run(self, stop: asyncio.Event) -> None:
         self.hub.on_message(self._on_message)
         self.hub.on_method(self._on_method)
+        self.outbox.start()
         await self.pipeline.start(self.emit)
         await self.hub.connect()
-        await self._report_state("running")
+        hub = self.config.hub
+        watching = asyncio.create_task(
+            self.watchdog.run(
+                self.hub.get_desired_properties,
+                hub.probe_interval_s,
+                hub.outbox.call_timeout_s,
+                lambda why: self._on_wedged(why, stop),
+            ),
+            name="hub-watchdog",
+        )
+        try:
+            await self.watchdog.watch(self._report_state("running"), hub.outbox.call_timeout_s)
+        except TimeoutError:
+            log.warning("reporting the running state timed out; the watchdog keeps watching")
         log.info(
             "scoring %r on %s with %s (%s)",
             self.config.input_name,
@@ -49,18 +77,49 @@ class ClassifierModule:
         try:
             await stop.wait()
         finally:
-            log.info("stopping: %d frames queued", self.pipeline.queued)
-            await self.pipeline.stop(self.config.shutdown_grace_s)
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await self._shut_down()
+        if self.wedged.is_set():
+            raise HubWedgedError(self.wedged_reason)
+
+    async def _shut_down(self) -> None:
+        log.info("stopping: %d frames queued", self.pipeline.queued)
+        started = asyncio.get_running_loop().time()
+        grace_s = self.config.shutdown_grace_s
+        await self.pipeline.stop(grace_s)
+        if not self.wedged.is_set():
+            left_s = max(1.0, grace_s - (asyncio.get_running_loop().time() - started))
+            await self.outbox.flush(left_s)
+        await self.outbox.close()
+        if not self.wedged.is_set():
             try:
                 await asyncio.wait_for(self._report_state("stopped"), 5.0)
             except Exception as e:  # the hub may already be gone; shutdown goes on
                 log.warning("could not report the stopped state: %s", e)
-            await self.hub.close()
+        try:
+            await asyncio.wait_for(self.hub.close(), 10.0)
+        except Exception as e:  # a wedged SDK may not close; the process ends regardless
+            log.warning("the hub connection did not close cleanly: %r", e)
+
+    def _on_wedged(self, why: str, stop: asyncio.Event) -> None:
+        log.error("%s; exiting so that edgeAgent restarts the module", why)
+        self.wedged_reason = why
+        self.wedged.set()
+        stop.set()
 
     async def _on_message(self, message: InboundMessage) -> None:
+        if self.recent.is_repeat(message):
+            self.metrics.count("messages_redelivered")
+            log.info("skipping message %r: delivered again by edgeHub", message.message_id)
+            return
         if message.input_name != self.config.input_name:
             self.metrics.count("messages_unknown_input")
-            log.warning("ignoring a message on unknown input %r", message.input_name)
+            error = FrameError(
+                FrameErrorCode.UNKNOWN_INPUT,
+                f"this module reads frames on input {self.config.input_name!r} only",
+            )
+            self.pipeline.fail_message(message, error)
             return
         await self.pipeline.submit(message)
 
@@ -79,6 +138,7 @@ class ClassifierModule:
                 "provider": info.provider,
             },
             "queued": self.pipeline.queued,
+            "outbox": self.outbox.depth,
             "metrics": self.metrics.snapshot(),
             "time": utc_now(),
         }

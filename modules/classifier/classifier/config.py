@@ -7,14 +7,17 @@ one error naming every problem, rather than running with a surprise default.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from classifier.decode import FrameLimits
+from classifier.decode_limits import FrameLimits
 from classifier.engine import PROVIDER_NAMES, EngineOptions, ProviderPolicy
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
+from classifier.hub_settings import MIN_SAS_TOKEN_TTL_S, HubSettings
+from classifier.intake import DEFAULT_MAX_ENTRIES
+from classifier.outbox import OutboxConfig, OutboxPolicy
 from classifier.pipeline import PipelineConfig
 
 # modules/classifier/models: next to the package in the source tree and in the image.
@@ -33,6 +36,7 @@ class ModuleConfig:
     errors_output: str = "errors"
     shutdown_grace_s: float = 5.0
     log_level: str = "INFO"
+    hub: HubSettings = field(default_factory=HubSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModuleConfig:
@@ -94,10 +98,42 @@ class ModuleConfig:
                 "EMIT_CONCURRENCY", int, PipelineConfig.emit_concurrency, lambda v: 1 <= v <= 256
             ),
             limits=limits,
+            max_request_entries=get(
+                "MAX_REQUEST_ENTRIES", int, DEFAULT_MAX_ENTRIES, lambda v: 1 <= v <= 10_000
+            ),
             passthrough_properties=tuple(
                 name.strip()
                 for name in (env.get("PASSTHROUGH_PROPERTIES") or "").split(",")
                 if name.strip()
+            ),
+        )
+        outbox_default = (
+            OutboxPolicy.BLOCK
+            if pipeline.overflow is OverflowPolicy.BLOCK
+            else OutboxPolicy.DROP_OLDEST
+        )
+        call_timeout_s = get("HUB_CALL_TIMEOUT_S", float, 30.0, lambda v: 0 < v <= 3600)
+        hub = HubSettings(
+            outbox=OutboxConfig(
+                capacity=get("OUTBOX_CAPACITY", int, OutboxConfig.capacity, positive),
+                policy=get("OUTBOX_OVERFLOW_POLICY", OutboxPolicy, outbox_default),
+                send_window=pipeline.emit_concurrency,
+                call_timeout_s=call_timeout_s,
+            ),
+            intake_capacity=get(
+                "INTAKE_CAPACITY", int, HubSettings.intake_capacity, lambda v: v >= 4
+            ),
+            wedge_timeout_s=get(
+                "HUB_WEDGE_TIMEOUT_S", float, HubSettings.wedge_timeout_s, lambda v: v > 0
+            ),
+            probe_interval_s=get(
+                "HUB_PROBE_INTERVAL_S", float, HubSettings.probe_interval_s, lambda v: v > 0
+            ),
+            sas_token_ttl_s=get(
+                "SAS_TOKEN_TTL_S",
+                int,
+                HubSettings.sas_token_ttl_s,
+                lambda v: MIN_SAS_TOKEN_TTL_S <= v <= 365 * 86_400,
             ),
         )
         config = cls(
@@ -111,6 +147,7 @@ class ModuleConfig:
             log_level=get(
                 "LOG_LEVEL", _log_level, _log_level(env.get("RuntimeLogLevel") or "info")
             ),
+            hub=hub,
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))

@@ -8,6 +8,8 @@
     │   └── ProviderError        a required execution provider is not available
     ├── FrameError               one frame cannot be scored (carries a stable ``code``)
     └── HubError                 the IoT Hub / edgeHub transport failed
+        ├── OutboundRejectedError    edgeHub or the SDK refuses this message: retrying cannot help
+        └── HubWedgedError           connected by the SDK's account, but calls stopped completing
 
 A ``FrameError`` never stops the stream: the pipeline counts it, reports it on the ``errors``
 output and moves on. Its ``code`` values are part of the published error schema.
@@ -46,6 +48,14 @@ class HubError(ClassifierError):
     pass
 
 
+class OutboundRejectedError(HubError):
+    """The message itself is refused (too large, not encodable): sending it again cannot help."""
+
+
+class HubWedgedError(HubError):
+    """The SDK reports a connection, but sends or twin calls have not completed for too long."""
+
+
 class FrameErrorCode(StrEnum):
     EMPTY = "empty_frame"
     TOO_LARGE = "frame_too_large"
@@ -61,6 +71,11 @@ class FrameErrorCode(StrEnum):
     OVERLOADED = "dropped_queue_full"
     SHUTDOWN = "not_scored_shutdown"
     INFERENCE_FAILED = "inference_failed"
+    UNSUPPORTED_CONTENT_ENCODING = "unsupported_content_encoding"
+    TOO_MANY_ENTRIES = "too_many_entries"
+    UNKNOWN_INPUT = "unknown_input"
+    OUTCOME_NOT_SENDABLE = "outcome_not_sendable"
+    INTERNAL_ERROR = "internal_error"
 
 
 class FrameError(ClassifierError):

@@ -1,22 +1,36 @@
 """The ``Hub`` over azure-iot-device. The only file of the module that imports the SDK.
 
 Threading: the SDK calls handlers on its own event loop in a daemon thread, and runs several
-at once. Our handlers are coroutines that hand the work to the module's loop with
-``call_soon_threadsafe`` as their first and only step: the SDK schedules coroutines on one loop
-in arrival order, so frames reach the module in the order edgeHub sent them.
+at once. Our handlers are coroutines that hand the work to the module's loop as their first
+and only step: the SDK schedules coroutines on one loop in arrival order, so frames reach the
+module in the order edgeHub sent them.
+
+Flow control: the SDK acknowledges (PUBACKs) an input message as paho reads it, before any
+handler runs, and queues it in an unbounded inbox; waiting in a handler therefore only moves
+the pile into the SDK, and blocking paho's thread would also stop the PUBACKs our own sends
+wait for. So the intake queue here is bounded (``intake_capacity``), and when it is half full
+the adapter stops receiving: it clears the SDK's message handler, which unsubscribes from the
+module's inputs, and edgeHub keeps the messages (as it does for a module that has not
+subscribed yet) until the queue has drained to a quarter and the handler is set again. Only
+what edgeHub had already sent arrives meanwhile; those handlers wait for room, holding their
+message, so none is lost and the module's memory stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from azure.iot.device import Message, MethodRequest, MethodResponse
 from azure.iot.device import exceptions as sdk_errors
 from azure.iot.device.aio import IoTHubModuleClient
 
-from classifier.errors import HubError
+from classifier.errors import HubError, OutboundRejectedError
 from classifier.hub import (
     DesiredHandler,
     InboundMessage,
@@ -30,25 +44,43 @@ log = logging.getLogger(__name__)
 
 
 class SdkHub:
-    def __init__(self, client: IoTHubModuleClient, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        client: IoTHubModuleClient,
+        loop: asyncio.AbstractEventLoop,
+        intake_capacity: int = 32,
+    ) -> None:
         self._client = client
         self._loop = loop
         self._message_handler: MessageHandler | None = None
         self._desired_handler: DesiredHandler | None = None
         self._method_handler: MethodHandler | None = None
-        self._intake: asyncio.Queue[InboundMessage] = asyncio.Queue()
+        # Overflow policy "stop receiving" (see the module doc): full, arrivals wait for room.
+        self._intake: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=intake_capacity)
+        self._pause_at = max(2, intake_capacity // 2)
+        self._resume_at = intake_capacity // 4
+        self._receiving = True  # the wanted state; _flow_task makes the SDK follow it
+        self._flow_task: asyncio.Task[None] | None = None
         self._intake_task: asyncio.Task[None] | None = None
         self._closed = False
+        self.intake_pauses = 0
+        self.intake_peak = 0
 
     @classmethod
-    def from_edge_environment(cls) -> SdkHub:
+    def from_edge_environment(
+        cls, intake_capacity: int = 32, sas_token_ttl_s: int = 3600
+    ) -> SdkHub:
         """Inside IoT Edge (IOTEDGE_* variables and the workload API), or in development with
         ``EdgeHubConnectionString`` and ``EdgeModuleCACertificateFile``: the SDK picks."""
         try:
-            client = IoTHubModuleClient.create_from_edge_environment()
-        except (OSError, ValueError, sdk_errors.ClientError) as e:
+            client = IoTHubModuleClient.create_from_edge_environment(sastoken_ttl=sas_token_ttl_s)
+        except (OSError, ValueError, TypeError, sdk_errors.ClientError) as e:
             raise HubError(f"cannot create the module client from the edge environment: {e}") from e
-        return cls(client, asyncio.get_running_loop())
+        return cls(client, asyncio.get_running_loop(), intake_capacity)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._client.connected)
 
     async def connect(self) -> None:
         # The first setter connects. The desired one must not be first: the SDK would then
@@ -80,7 +112,10 @@ class SdkHub:
         sdk_message.custom_properties = dict(message.properties)
         try:
             await self._client.send_message_to_output(sdk_message, output)
-        except (ValueError, sdk_errors.ClientError) as e:
+        except (ValueError, TypeError, UnicodeError) as e:
+            # The SDK's size check, or properties that cannot go into a topic.
+            raise OutboundRejectedError(f"output {output!r} refused the message: {e}") from e
+        except sdk_errors.ClientError as e:
             raise HubError(f"send to output {output!r} failed: {e}") from e
 
     def on_message(self, handler: MessageHandler) -> None:
@@ -116,9 +151,10 @@ class SdkHub:
             await self._client.shutdown()
         except sdk_errors.ClientError as e:
             log.warning("module client shutdown: %s", e)
-        if self._intake_task is not None:
-            self._intake_task.cancel()
-            await asyncio.gather(self._intake_task, return_exceptions=True)
+        tasks = [t for t in (self._intake_task, self._flow_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _check_open(self) -> None:
         # A shut-down SDK client raises its internal PipelineNotRunning, outside its own
@@ -136,15 +172,59 @@ class SdkHub:
             content_encoding=message.content_encoding,
             message_id=message.message_id,
             correlation_id=message.correlation_id,
-            properties=dict(message.custom_properties or {}),
+            properties={str(k): str(v) for k, v in (message.custom_properties or {}).items()},
         )
-        self._loop.call_soon_threadsafe(self._intake.put_nowait, inbound)
+        # Waits (on the SDK's handler loop, never paho's thread) while the intake is full.
+        admitted = asyncio.run_coroutine_threadsafe(self._admit(inbound), self._loop)
+        await asyncio.wrap_future(admitted)
+
+    async def _admit(self, inbound: InboundMessage) -> None:
+        await self._intake.put(inbound)
+        depth = self._intake.qsize()
+        self.intake_peak = max(self.intake_peak, depth)
+        if self._receiving and depth >= self._pause_at:
+            self._set_receiving(False)
+
+    def _set_receiving(self, receiving: bool) -> None:
+        self._receiving = receiving
+        if self._flow_task is None or self._flow_task.done():
+            self._flow_task = asyncio.create_task(self._follow_flow(), name="hub-flow")
+
+    async def _follow_flow(self) -> None:
+        applied = True
+        retry_s = 0.5
+        while applied != self._receiving and not self._closed:
+            wanted = self._receiving
+            handler = self._on_sdk_message if wanted else None
+            try:
+                # The setter blocks until edgeHub acknowledges the (un)subscription.
+                await _in_daemon_thread(functools.partial(self._set_sdk_handler, handler))
+            except Exception as e:  # e.g. the connection dropped meanwhile: try again
+                log.warning("could not %s receiving: %r", "resume" if wanted else "pause", e)
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, 10.0)
+                continue
+            applied = wanted
+            if not wanted:
+                self.intake_pauses += 1
+            log.info(
+                "%s receiving frames (%d queued)",
+                "resumed" if wanted else "paused",
+                self._intake.qsize(),
+            )
+
+    def _set_sdk_handler(self, handler: Callable[[Message], Any] | None) -> None:
+        # None removes the handler and unsubscribes (the SDK's documented way); its hints
+        # leave None out.
+        self._client.on_message_received = handler  # type: ignore[assignment]
 
     async def _dispatch_messages(self) -> None:
         # One consumer keeps arrival order; a handler that waits (overflow policy "block")
         # holds back the following messages instead of reordering them.
         while True:
             message = await self._intake.get()
+            if not self._receiving and self._intake.qsize() <= self._resume_at:
+                self._set_receiving(True)
             if self._message_handler is None:
                 log.warning("message on input %r before a handler was set", message.input_name)
                 continue
@@ -173,6 +253,33 @@ class SdkHub:
                 result = MethodResult(500, {"error": str(e)})
         response = MethodResponse.create_from_method_request(request, result.status, result.payload)
         await self._client.send_method_response(response)
+
+
+def _in_daemon_thread(call: Callable[[], None]) -> asyncio.Future[None]:
+    """Runs a blocking SDK call off the loop in a daemon thread: unlike the default executor,
+    a call stuck on a wedged connection cannot keep the process from exiting."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            call()
+        except BaseException as e:  # handed to the waiting coroutine
+            error = e
+        # The loop may have closed meanwhile: then nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=work, name="hub-flow-call", daemon=True).start()
+    return done
 
 
 def _as_bytes(data: Any) -> bytes:

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classifier.decode import FrameLimits, decode_frame
+from classifier.decode import decode_frame
+from classifier.decode_limits import FrameLimits
 from classifier.engine import InferenceEngine
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
 from classifier.hub import InboundMessage
-from classifier.intake import frame_requests, message_meta
+from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels
 from classifier.preprocess import FloatArray, Preprocessor
@@ -51,6 +52,7 @@ class PipelineConfig:
     decode_workers: int = 2
     emit_concurrency: int = 8
     passthrough_properties: tuple[str, ...] = ()
+    max_request_entries: int = DEFAULT_MAX_ENTRIES
     limits: FrameLimits = field(default_factory=FrameLimits)
 
 
@@ -107,23 +109,42 @@ class Pipeline:
         ]
 
     async def submit(self, message: InboundMessage) -> None:
-        """Accepts one message from the frames input. Never raises for bad input."""
+        """Accepts one message from the frames input. Never raises for bad input: whatever
+        goes wrong with one message becomes its error outcome, and the stream goes on."""
         self.metrics.count("messages_received")
+        try:
+            await self._submit(message)
+        except Exception as e:  # no input may stop the stream; the code says it was unforeseen
+            log.exception("unexpected error taking in a message")
+            self.fail_message(message, FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e)))
+
+    def fail_message(self, message: InboundMessage, error: FrameError) -> None:
+        """Reports one outcome for a whole message that is not scored."""
+        self._fail(message_meta(message, self.config.passthrough_properties), error)
+
+    async def _submit(self, message: InboundMessage) -> None:
         if not self._accepting:
-            meta = message_meta(message, self.config.passthrough_properties)
-            self._fail(meta, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
+            self.fail_message(message, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
             return
         try:
             requests = frame_requests(
-                message, self.config.limits.max_frame_bytes, self.config.passthrough_properties
+                message,
+                self.config.limits.max_frame_bytes,
+                self.config.passthrough_properties,
+                self.config.max_request_entries,
             )
         except FrameError as e:
-            self._fail(message_meta(message, self.config.passthrough_properties), e)
+            self.fail_message(message, e)
             return
+        # A fan-out request's entries may evict only frames of their own source.
+        evictable = None
+        if len(requests) > 1:
+            source = requests[0].meta.source_id
+            evictable = lambda queued: queued.meta.source_id == source  # noqa: E731
         for request in requests:
             self.metrics.count("frames_received")
             self._idle.clear()
-            await self._queue.put(request)
+            await self._queue.put(request, evictable)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stops intake, scores what is queued within ``grace_s``, reports the rest, then ends."""
@@ -192,8 +213,8 @@ class Pipeline:
             except FrameError as e:
                 item.error = e
             except Exception as e:  # a decoder bug must cost one frame, not the stream
-                log.exception("unexpected error decoding frame %s", request.meta.frame_id)
-                item.error = FrameError(FrameErrorCode.CORRUPT_IMAGE, f"decoder failed: {e}")
+                log.exception("unexpected error decoding frame %r", request.meta.frame_id)
+                item.error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"decoding failed: {e!r}")
             out.append(item)
         return out
 
@@ -204,26 +225,47 @@ class Pipeline:
                 self._outcome_room.clear()
                 await self._outcome_room.wait()
             batch = await self._batches.get()
-            good = [p for p in batch if p.tensor is not None]
-            for p in batch:
-                if p.error is not None:
-                    self._fail(p.request.meta, p.error)
-            if good:
-                tensor = np.stack([p.tensor for p in good if p.tensor is not None])
-                started = time.perf_counter()
-                try:
-                    scores = await loop.run_in_executor(self._infer_pool, self.engine.run, tensor)
-                except Exception as e:  # ONNX Runtime raises untyped errors
-                    log.exception("inference failed for a batch of %d", len(good))
-                    for p in good:
+            try:
+                await self._infer_batch(loop, batch)
+            except Exception as e:  # one batch's surprise must not end the stage
+                log.exception("unexpected error scoring a batch of %d", len(batch))
+                for p in batch:
+                    if id(p.request) in self._in_flight:
                         self._fail(
-                            p.request.meta, FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
+                            p.request.meta, FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
                         )
-                else:
-                    self._predicted(good, scores, (time.perf_counter() - started) * 1000)
             for p in batch:
                 self._in_flight.pop(id(p.request), None)
             self._update_idle()
+
+    async def _infer_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Prepared]) -> None:
+        good = [p for p in batch if p.tensor is not None]
+        for p in batch:
+            if p.error is not None:
+                self._settle(p, FrameFailure(p.request.meta, p.error))
+        if not good:
+            return
+        tensor = np.stack([p.tensor for p in good if p.tensor is not None])
+        started = time.perf_counter()
+        try:
+            scores = await loop.run_in_executor(self._infer_pool, self.engine.run, tensor)
+        except Exception as e:  # ONNX Runtime raises untyped errors
+            log.exception("inference failed for a batch of %d", len(good))
+            for p in good:
+                error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
+                self._settle(p, FrameFailure(p.request.meta, error))
+        else:
+            self._predicted(good, scores, (time.perf_counter() - started) * 1000)
+
+    def _settle(self, prepared: _Prepared, outcome: Outcome) -> None:
+        """Queues a frame's one outcome and marks it done, so a later failure in the same
+        batch cannot give it a second one."""
+        self._in_flight.pop(id(prepared.request), None)
+        if isinstance(outcome, FrameFailure):
+            self.metrics.count(f"frames_failed.{outcome.error.code}")
+        else:
+            self.metrics.count("frames_scored")
+        self._outcomes.put_nowait(outcome)
 
     def _predicted(self, batch: list[_Prepared], scores: FloatArray, infer_ms: float) -> None:
         labels = self.engine.model.spec.labels
@@ -236,16 +278,22 @@ class Pipeline:
             for stage in ("queue", "decode", "preprocess", "total"):
                 if stage in timings:
                     self.metrics.observe(stage, timings[stage])
+            try:
+                top = top_labels(row, labels, self.config.top_k, self.config.confidence_threshold)
+            except Exception as e:  # e.g. a model whose output does not fit its labels
+                log.exception("could not rank the scores of frame %r", p.request.meta.frame_id)
+                error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
+                self._settle(p, FrameFailure(p.request.meta, error))
+                continue
             prediction = Prediction(
                 meta=p.request.meta,
-                labels=top_labels(row, labels, self.config.top_k, self.config.confidence_threshold),
+                labels=top,
                 model=self.model_info,
                 timings_ms=timings,
                 width=p.width,
                 height=p.height,
             )
-            self.metrics.count("frames_scored")
-            self._outcomes.put_nowait(prediction)
+            self._settle(p, prediction)
 
     async def _emitter(self) -> None:
         while True:
@@ -255,7 +303,7 @@ class Pipeline:
                 await self._emit(outcome)
             except Exception:  # a failed send loses that message, never the emitter
                 self.metrics.count("emit_failures")
-                log.exception("could not emit the outcome for frame %s", outcome.meta.frame_id)
+                log.exception("could not emit the outcome for frame %r", outcome.meta.frame_id)
             finally:
                 self._outcomes.task_done()
                 if self._outcomes.qsize() < self._outcome_high_water:
