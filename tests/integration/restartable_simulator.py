@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,16 @@ class RestartableSimulator:
             if self.sim.runtime is not None:
                 self.sim.runtime.kill_now()
 
-    async def restart(self) -> Simulator:
-        """Stops the simulator (every connection drops) and starts a new one on its state."""
+    async def restart(
+        self, down_s: float = 0.0, while_down: Callable[[], Awaitable[object]] | None = None
+    ) -> Simulator:
+        """Stops the simulator (every connection drops), stays down for ``down_s`` and until
+        ``while_down()`` returns (clients are refused meanwhile), then starts a new one on
+        the same state."""
         await self.stop()
+        await asyncio.sleep(down_s)
+        if while_down is not None:
+            await while_down()
         self.sim = Simulator(self.settings)
         await self.start()
         self.restarts += 1

@@ -60,6 +60,7 @@ class SdkHub:
         self._pause_at = max(2, intake_capacity // 2)
         self._resume_at = intake_capacity // 4
         self._receiving = True  # the wanted state; _flow_task makes the SDK follow it
+        self._sdk_receiving = True  # the state the SDK was last put in
         self._flow_task: asyncio.Task[None] | None = None
         self._intake_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -191,9 +192,8 @@ class SdkHub:
             self._flow_task = asyncio.create_task(self._follow_flow(), name="hub-flow")
 
     async def _follow_flow(self) -> None:
-        applied = True
         retry_s = 0.5
-        while applied != self._receiving and not self._closed:
+        while self._sdk_receiving != self._receiving and not self._closed:
             wanted = self._receiving
             handler = self._on_sdk_message if wanted else None
             try:
@@ -204,7 +204,7 @@ class SdkHub:
                 await asyncio.sleep(retry_s)
                 retry_s = min(retry_s * 2, 10.0)
                 continue
-            applied = wanted
+            self._sdk_receiving = wanted
             if not wanted:
                 self.intake_pauses += 1
             log.info(

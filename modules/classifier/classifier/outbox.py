@@ -5,9 +5,14 @@ queues nothing, so every outcome produced during an edgeHub restart was lost. He
 stays queued until a send of it completes; failed sends are retried, oldest first, once the
 hub answers again (the SDK reconnects by itself).
 
-- Order: up to ``send_window`` sends are in flight at once (each waits for edgeHub's PUBACK).
-  After a failure the window shrinks to one until a send succeeds again, so the backlog goes
-  out in order; only sends already in flight when the connection dropped may overtake it.
+- Order: normally up to ``send_window`` sends are in flight at once (each waits for edgeHub's
+  PUBACK, and the SDK runs each in a thread of its own, so those may land in any order).
+  After a failure, or while the SDK reports no connection, one at a time until the backlog
+  is through, so what waited for edgeHub goes out in order. Only sends already in flight when
+  the connection dropped may overtake the ones that failed with it.
+- At least once: a send the SDK reported failed may still have reached edgeHub (paho resends
+  what was in flight when it reconnects), so an outcome can arrive twice; both copies carry
+  the same message id (``outcome_messages``).
 - Overflow, by name: ``drop_oldest`` (live video: the oldest queued outcome is dropped and
   counted) or ``block`` (batch scoring: ``put`` waits for room, which pushes back on the
   pipeline and, through its queue, on intake).
@@ -132,7 +137,10 @@ class Outbox:
             elif self._recovering and not self._failed and not self._inflight:
                 backoff_s = self.config.retry_initial_s
             if not self._failed:
-                window = 1 if self._recovering else self.config.send_window
+                # One at a time unless the line is known good: sends in flight together can
+                # finish out of order when the connection changes under them.
+                healthy = not self._recovering and self._hub.connected
+                window = self.config.send_window if healthy else 1
                 while self._queue and len(self._inflight) < window:
                     entry = self._queue.popleft()
                     task = asyncio.create_task(self._send(entry))
@@ -172,7 +180,8 @@ class Outbox:
                 self._failed.append(entry)
         else:
             self._metrics.count("outbox_sent")
-            self._recovering = False
+            if not self._queue:  # the backlog is through: back to sending side by side
+                self._recovering = False
 
     def _give_up(self, entry: _Entry, why: str) -> None:
         fallback = entry.item.fallback

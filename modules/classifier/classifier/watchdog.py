@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,21 @@ class HubWatchdog:
         self.last_call_s = clock()
 
     async def watch(self, call: Awaitable[T], timeout_s: float) -> T:
-        """Awaits ``call`` within ``timeout_s``; a timeout counts towards a wedge."""
+        """Awaits ``call`` within ``timeout_s``; a timeout counts towards a wedge.
+
+        The call itself is shielded: the SDK completes its own futures from its threads, and
+        one cancelled under it makes asyncio log an InvalidStateError. A call that outlives
+        its timeout finishes in the background, its outcome discarded.
+        """
         started = self._clock()
         self.last_call_s = started
         self._tokens += 1
         token = self._tokens
         self._pending[token] = started
+        task = asyncio.ensure_future(call)
+        task.add_done_callback(_discard_outcome)
         try:
-            result = await asyncio.wait_for(call, timeout_s)
+            result = await asyncio.wait_for(asyncio.shield(task), timeout_s)
         except TimeoutError:
             if self._trouble_since is None:
                 self._trouble_since = started
@@ -110,3 +117,9 @@ class HubWatchdog:
             await self.watch(probe(), timeout_s)
         except Exception as e:  # the verdict comes from stuck_for_s, not from one probe
             log.debug("hub probe failed: %r", e)
+
+
+def _discard_outcome(task: asyncio.Future[Any]) -> None:
+    # Retrieved so that a call abandoned after its timeout does not log "never retrieved".
+    if not task.cancelled():
+        task.exception()
