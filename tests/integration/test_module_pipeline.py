@@ -41,10 +41,10 @@ def png(rgb_colour, w=64, h=48) -> bytes:
 class Running:
     """A module on a LocalHub, started in the background; ``finish`` stops it and drains."""
 
-    def __init__(self, model: Path, **pipeline: object) -> None:
+    def __init__(self, model: Path, hub: LocalHub | None = None, **pipeline: object) -> None:
         config = ModuleConfig.from_env({"MODEL_PATH": str(model)})
         self.config = replace(config, pipeline=replace(config.pipeline, **pipeline))  # type: ignore[arg-type]
-        self.hub = LocalHub()
+        self.hub = hub or LocalHub()
         engine = InferenceEngine.from_path(self.config.model_path)
         self.pipeline = Pipeline(engine, self.config.pipeline, Metrics())
         self.module = ClassifierModule(self.hub, self.pipeline, self.config)
