@@ -86,6 +86,8 @@ class Pipeline:
         self._outcome_high_water = max(32, 4 * config.max_batch)
         self._outcome_room = asyncio.Event()
         self._outcome_room.set()
+        self._outcomes_put = 0
+        self._outcomes_done = 0
         self._decode_pool = ThreadPoolExecutor(config.decode_workers, "decode")
         self._infer_pool = ThreadPoolExecutor(1, "infer")
         self._tasks: list[asyncio.Task[None]] = []
@@ -181,6 +183,16 @@ class Pipeline:
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def pending(self) -> int:
+        """Frames queued or being scored, and outcomes not yet handed on: 0 when quiet."""
+        return len(self._queue) + len(self._in_flight) + self._unfinished_outcomes
+
+    @property
+    def _unfinished_outcomes(self) -> int:
+        # Outcomes queued or in an emitter's hands (task_done comes after the hand-off).
+        return self._outcomes_put - self._outcomes_done
+
     # -- stages -------------------------------------------------------------------------
 
     async def _assemble(self) -> None:
@@ -265,6 +277,7 @@ class Pipeline:
             self.metrics.count(f"frames_failed.{outcome.error.code}")
         else:
             self.metrics.count("frames_scored")
+        self._outcomes_put += 1
         self._outcomes.put_nowait(outcome)
 
     def _predicted(self, batch: list[_Prepared], scores: FloatArray, infer_ms: float) -> None:
@@ -305,6 +318,7 @@ class Pipeline:
                 self.metrics.count("emit_failures")
                 log.exception("could not emit the outcome for frame %r", outcome.meta.frame_id)
             finally:
+                self._outcomes_done += 1
                 self._outcomes.task_done()
                 if self._outcomes.qsize() < self._outcome_high_water:
                     self._outcome_room.set()
@@ -324,4 +338,5 @@ class Pipeline:
 
     def _fail(self, meta: FrameMeta, error: FrameError) -> None:
         self.metrics.count(f"frames_failed.{error.code}")
+        self._outcomes_put += 1
         self._outcomes.put_nowait(FrameFailure(meta, error))
