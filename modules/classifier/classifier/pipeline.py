@@ -80,8 +80,10 @@ class Pipeline:
         )
         # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
         self._batches: asyncio.Queue[list[_Prepared]] = asyncio.Queue(maxsize=1)
-        # Failures are put without waiting (they may come from sync callbacks); predictions
-        # wait for room below the high-water mark, so a slow hub pushes back on the queue.
+        # Failures are put without waiting (they may come from sync callbacks); predictions,
+        # and each new message at intake, wait for room below the high-water mark, so a hub
+        # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
+        # the mark plus one message's frames and one batch.
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._outcome_high_water = max(32, 4 * config.max_batch)
         self._outcome_room = asyncio.Event()
@@ -124,7 +126,13 @@ class Pipeline:
         """Reports one outcome for a whole message that is not scored."""
         self._fail(message_meta(message, self.config.passthrough_properties), error)
 
+    async def _wait_for_outcome_room(self) -> None:
+        while self._outcomes.qsize() >= self._outcome_high_water:
+            self._outcome_room.clear()
+            await self._outcome_room.wait()
+
     async def _submit(self, message: InboundMessage) -> None:
+        await self._wait_for_outcome_room()
         if not self._accepting:
             self.fail_message(message, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
             return
@@ -233,9 +241,7 @@ class Pipeline:
     async def _infer(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            while self._outcomes.qsize() >= self._outcome_high_water:
-                self._outcome_room.clear()
-                await self._outcome_room.wait()
+            await self._wait_for_outcome_room()
             batch = await self._batches.get()
             try:
                 await self._infer_batch(loop, batch)
