@@ -84,9 +84,9 @@ class Simulator:
             s.state_dir / "certs", [s.address, "localhost", *s.extra_cert_names]
         )
         self.upstream = UpstreamStore.open(s.state_dir / "upstream.sqlite")
-        self.edgehub = EdgeHub(self.registry, self.twins, self.upstream, Router([]))
         # Persistent sessions survive a restart, as edgeHub's do (mqtt/session_store.py).
         self.sessions = SessionStore.open(s.state_dir / "sessions.sqlite")
+        self.edgehub = EdgeHub(self.registry, self.twins, self.upstream, Router([]), self.sessions)
         self.mqtt = MqttServer(self.edgehub, self.certs.server_ssl_context(), store=self.sessions)
         self.edgehub.attach(self.mqtt)
         await self.mqtt.start(s.address, s.mqtt_port)

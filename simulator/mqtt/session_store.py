@@ -9,7 +9,9 @@ or method calls, and every frame that was routed but not yet acknowledged lost.
 
 Kept per client id: the subscriptions (filter and granted QoS) and every QoS 1 message
 queued or in flight, until its PUBACK (or until the session's queue drops it). QoS 0 is never
-kept, as MQTT allows. SQLite in WAL mode, in the simulator's state directory; the writes
+kept, as MQTT allows. The hub layer also keeps here what it holds for a module that is not
+subscribed to its inputs (``hold``): a module that pauses its input, or has not subscribed
+yet, must not lose those messages to a restart either. SQLite in WAL mode, in the simulator's state directory; the writes
 happen on the event loop, each one small.
 """
 
@@ -33,6 +35,12 @@ CREATE TABLE IF NOT EXISTS messages (
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS held (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
 """
 
 
@@ -104,6 +112,25 @@ class SessionStore:
 
     def remove_message(self, row_id: int) -> None:
         self._db.execute("DELETE FROM messages WHERE id = ?", (row_id,))
+
+    def hold(self, client_id: str, topic: str, payload: bytes) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO held (client_id, topic, payload) VALUES (?, ?, ?)",
+            (client_id, topic, payload),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def release(self, row_id: int) -> None:
+        self._db.execute("DELETE FROM held WHERE id = ?", (row_id,))
+
+    def load_held(self) -> dict[str, list[tuple[int, str, bytes]]]:
+        held: dict[str, list[tuple[int, str, bytes]]] = {}
+        for row_id, client_id, topic, payload in self._db.execute(
+            "SELECT id, client_id, topic, payload FROM held ORDER BY id"
+        ):
+            held.setdefault(client_id, []).append((row_id, topic, bytes(payload)))
+        return held
 
     def close(self) -> None:
         self._db.close()

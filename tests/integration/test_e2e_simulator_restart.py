@@ -80,3 +80,24 @@ async def test_a_reconnected_sdk_client_receives_everything_after_a_restart(
                 rm.invoke_device_module_method, DEVICE, "classifier", call
             )
             assert (result.status, result.payload) == (200, {"ok": True})
+
+
+async def test_messages_held_for_a_paused_input_survive_a_restart() -> None:
+    async with restartable_simulator(template_manifest()) as host:
+        messages = Inbox()
+        async with module_client(host.sim, "classifier") as client:
+            await client.connect()
+            await set_handler(client, "on_message_received", messages.handler)
+            await set_handler(client, "on_message_received", None)  # unsubscribes its inputs
+            async with module_client(host.sim, "synthcam") as camera:
+                for n in range(3):
+                    await camera.send_message_to_output(Message(b"f", message_id=f"h{n}"), "frames")
+            sim = await host.restart()
+            assert sim.mqtt is not None
+            mqtt = sim.mqtt
+            await eventually(
+                lambda: mqtt.is_connected(client_id("classifier")), RECONNECT_TIMEOUT_S, "reconnect"
+            )
+            await set_handler(client, "on_message_received", messages.handler)
+            received = await messages.wait_for(3, what="the held messages after the restart")
+        assert [m.message_id for m in received] == ["h0", "h1", "h2"]

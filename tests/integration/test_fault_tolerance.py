@@ -43,6 +43,9 @@ pytestmark = [SDK_SOCKET_LEAK, pytest.mark.slow]
 
 FRAMES_BEFORE = 40  # about two seconds of frames at 20 fps
 FRAMES_AFTER = 40
+# Sent back to back just before the fault, so it finds frames being scored and outcomes
+# being sent (how many, if any, depends on timing: the counts printed say).
+BURST = 60
 
 
 @pytest.fixture
@@ -61,7 +64,9 @@ async def check(
     name: str, host: RestartableSimulator, counts: OutcomeCounts, log: str
 ) -> dict[str, int]:
     counters = await module_counters(host.sim)
-    shown = {k: v for k, v in sorted(counters.items()) if k.startswith(("outbox", "messages"))}
+    shown = {
+        k: v for k, v in sorted(counters.items()) if k.startswith(("outbox", "messages", "intake"))
+    }
     print(f"{counts.line(name)}; module counters {shown}")
     assert not counts.missing, f"{counts.line(name)}; e.g. {counts.missing[:5]}; log:\n{log}"
     assert not counts.multiple, f"{counts.line(name)}; e.g. {counts.multiple[:5]}"
@@ -82,6 +87,7 @@ async def test_edgehub_restarted_mid_stream(
             camera = Camera(client, jpeg((220, 20, 20)), "restart")
             flowing = asyncio.create_task(camera.run())
             await camera.until_acknowledged(FRAMES_BEFORE)
+            await camera.send_burst(BURST)
             # Down long enough that sends fail on both sides and the SDK backs off.
             await host.restart(down_s=3.0)
             trust_simulator(monkeypatch, host.sim)
@@ -108,6 +114,7 @@ async def test_network_cut_and_healed_between_module_and_edgehub(
             camera = Camera(client, jpeg((20, 220, 20)), "cut")
             flowing = asyncio.create_task(camera.run())
             await camera.until_acknowledged(FRAMES_BEFORE)
+            await camera.send_burst(BURST)
             proxy.cut()
             # Frames keep arriving at edgeHub while the module is cut off from it.
             await camera.until_acknowledged(len(camera.acknowledged) + FRAMES_AFTER)

@@ -34,8 +34,11 @@ async def serve(config: ModuleConfig) -> None:
 
     engine = InferenceEngine.from_path(config.model_path, config.engine)
     engine.warm_up()
-    hub = SdkHub.from_edge_environment(config.hub.intake_capacity, config.hub.sas_token_ttl_s)
-    module = ClassifierModule(hub, Pipeline(engine, config.pipeline, Metrics()), config)
+    metrics = Metrics()
+    hub = SdkHub.from_edge_environment(
+        config.hub.intake_capacity, config.hub.sas_token_ttl_s, metrics
+    )
+    module = ClassifierModule(hub, Pipeline(engine, config.pipeline, metrics), config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -39,6 +39,7 @@ from classifier.hub import (
     MethodResult,
     OutboundMessage,
 )
+from classifier.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class SdkHub:
         client: IoTHubModuleClient,
         loop: asyncio.AbstractEventLoop,
         intake_capacity: int = 32,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
         self._loop = loop
@@ -66,10 +68,11 @@ class SdkHub:
         self._closed = False
         self.intake_pauses = 0
         self.intake_peak = 0
+        self._metrics = metrics or Metrics()
 
     @classmethod
     def from_edge_environment(
-        cls, intake_capacity: int = 32, sas_token_ttl_s: int = 3600
+        cls, intake_capacity: int = 32, sas_token_ttl_s: int = 3600, metrics: Metrics | None = None
     ) -> SdkHub:
         """Inside IoT Edge (IOTEDGE_* variables and the workload API), or in development with
         ``EdgeHubConnectionString`` and ``EdgeModuleCACertificateFile``: the SDK picks."""
@@ -77,7 +80,7 @@ class SdkHub:
             client = IoTHubModuleClient.create_from_edge_environment(sastoken_ttl=sas_token_ttl_s)
         except (OSError, ValueError, TypeError, sdk_errors.ClientError) as e:
             raise HubError(f"cannot create the module client from the edge environment: {e}") from e
-        return cls(client, asyncio.get_running_loop(), intake_capacity)
+        return cls(client, asyncio.get_running_loop(), intake_capacity, metrics)
 
     @property
     def connected(self) -> bool:
@@ -207,6 +210,7 @@ class SdkHub:
             self._sdk_receiving = wanted
             if not wanted:
                 self.intake_pauses += 1
+                self._metrics.count("intake_pauses")
             log.info(
                 "%s receiving frames (%d queued)",
                 "resumed" if wanted else "paused",
