@@ -101,6 +101,8 @@ class Harness:
         self.ids = itertools.count(1)
         self.codes: Counter[str] = Counter()
         self.messages = 0
+        self.baseline_kb: int | None = None
+        self.peak_growth = 0
         self.running = self.loop.create_task(self.module.run(self.stop))
         self.loop.run_until_complete(self.hub.ready.wait())
 
@@ -114,10 +116,25 @@ class Harness:
 
     def check(self, batch: list[Frame]) -> None:
         self.loop.run_until_complete(self._check(batch))
+        if self.baseline_kb is not None:
+            growth = (_status_kb("VmHWM") - self.baseline_kb) * 1024
+            self.peak_growth = max(self.peak_growth, growth)
+            # Per example, so hypothesis can shrink to the input that made the peak.
+            assert growth <= memory_bound_bytes(), f"peak RSS grew {growth / 2**20:.0f} MiB"
+
+    def start_measuring(self) -> None:
+        """From here on, peak RSS growth is measured from the current RSS."""
+        self.hub.sent.clear()  # what the warm-up sent is not the module's memory
+        self.baseline_kb = _status_kb("VmRSS")
+        reset_peak_rss()
 
     async def _check(self, batch: list[Frame]) -> None:
         ids = [f"x{next(self.ids)}" for _ in batch]
-        seen = {output: len(self.hub.sent[output]) for output in ("predictions", "errors")}
+        # Only this example's outcomes are kept: the hub's lists are the harness's memory,
+        # not the module's, and must not grow with the run.
+        for sent in self.hub.sent.values():
+            sent.clear()
+        seen = {output: 0 for output in ("predictions", "errors")}
         for message_id, frame in zip(ids, batch, strict=True):
             self.messages += 1
             await self.hub.deliver(
@@ -173,8 +190,7 @@ def run(examples: int | None, seconds: float | None, start_seed: int) -> int:
         harness = Harness(Path(work))
         # Warm-up: one of each seed kind, so first-use allocations do not count as growth.
         harness.check([Frame(b"\xff\xd8\xff", "image/jpeg", None, {})])
-        baseline_kb = _status_kb("VmRSS")
-        reset_peak_rss()
+        harness.start_measuring()
         started = time.monotonic()
         chunk = examples or 100
 
@@ -196,7 +212,7 @@ def run(examples: int | None, seconds: float | None, start_seed: int) -> int:
                 if seconds is None or time.monotonic() - started >= seconds:
                     break
         finally:
-            growth = (_status_kb("VmHWM") - baseline_kb) * 1024
+            growth = harness.peak_growth
             harness.close()
         elapsed = time.monotonic() - started
         bound = memory_bound_bytes()

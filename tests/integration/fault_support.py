@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ class ClassifierProcess:
     def log(self, tail_chars: int = 6000) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-tail_chars:]
+
+    @contextlib.contextmanager
+    def log_on_failure(self) -> Iterator[None]:
+        """Prints the module's log (pytest shows it with the failure) if the block fails."""
+        try:
+            yield
+        except BaseException:
+            print(f"--- classifier log (tail) ---\n{self.log(60_000)}")
+            raise
 
     async def wait(self, timeout_s: float) -> int:
         return await asyncio.wait_for(self.process.wait(), timeout_s)

@@ -19,7 +19,7 @@ from classifier import opencv_limits
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
-from classifier.errors import ClassifierError
+from classifier.errors import ClassifierError, HubWedgedError
 from classifier.metrics import Metrics
 from classifier.pipeline import Pipeline
 
@@ -46,6 +46,12 @@ async def serve(config: ModuleConfig) -> None:
     backstop = asyncio.create_task(_exit_if_shutdown_hangs(module, config))
     try:
         await module.run(stop)
+    except HubWedgedError as e:
+        # The orderly part of the shutdown is done. A wedged SDK leaves threads that
+        # asyncio.run would wait for (its calls run in the default executor), so leave now.
+        log.error("exiting with status %d: %s", EXIT_WEDGED, e)
+        logging.shutdown()
+        os._exit(EXIT_WEDGED)
     finally:
         backstop.cancel()
 

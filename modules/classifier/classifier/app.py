@@ -60,6 +60,7 @@ class ClassifierModule:
                 hub.probe_interval_s,
                 hub.outbox.call_timeout_s,
                 lambda why: self._on_wedged(why, stop),
+                self.hub.renew,
             ),
             name="hub-watchdog",
         )
@@ -97,9 +98,11 @@ class ClassifierModule:
                 await asyncio.wait_for(self._report_state("stopped"), 5.0)
             except Exception as e:  # the hub may already be gone; shutdown goes on
                 log.warning("could not report the stopped state: %s", e)
+        if self.wedged.is_set():
+            return  # a wedged SDK does not close; the process ends without it
         try:
             await asyncio.wait_for(self.hub.close(), 10.0)
-        except Exception as e:  # a wedged SDK may not close; the process ends regardless
+        except Exception as e:  # the process ends regardless
             log.warning("the hub connection did not close cleanly: %r", e)
 
     def _on_wedged(self, why: str, stop: asyncio.Event) -> None:

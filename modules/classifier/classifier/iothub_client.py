@@ -51,8 +51,10 @@ class SdkHub:
         loop: asyncio.AbstractEventLoop,
         intake_capacity: int = 32,
         metrics: Metrics | None = None,
+        new_client: Callable[[], IoTHubModuleClient] | None = None,
     ) -> None:
         self._client = client
+        self._new_client = new_client  # for renew(); None: this hub cannot renew
         self._loop = loop
         self._message_handler: MessageHandler | None = None
         self._desired_handler: DesiredHandler | None = None
@@ -64,6 +66,7 @@ class SdkHub:
         self._receiving = True  # the wanted state; _flow_task makes the SDK follow it
         self._sdk_receiving = True  # the state the SDK was last put in
         self._flow_task: asyncio.Task[None] | None = None
+        self._abandoned: set[asyncio.Task[None]] = set()
         self._intake_task: asyncio.Task[None] | None = None
         self._closed = False
         self.intake_pauses = 0
@@ -76,11 +79,16 @@ class SdkHub:
     ) -> SdkHub:
         """Inside IoT Edge (IOTEDGE_* variables and the workload API), or in development with
         ``EdgeHubConnectionString`` and ``EdgeModuleCACertificateFile``: the SDK picks."""
-        try:
-            client = IoTHubModuleClient.create_from_edge_environment(sastoken_ttl=sas_token_ttl_s)
-        except (OSError, ValueError, TypeError, sdk_errors.ClientError) as e:
-            raise HubError(f"cannot create the module client from the edge environment: {e}") from e
-        return cls(client, asyncio.get_running_loop(), intake_capacity, metrics)
+
+        def new_client() -> IoTHubModuleClient:
+            try:
+                return IoTHubModuleClient.create_from_edge_environment(sastoken_ttl=sas_token_ttl_s)
+            except (OSError, ValueError, TypeError, sdk_errors.ClientError) as e:
+                raise HubError(
+                    f"cannot create the module client from the edge environment: {e}"
+                ) from e
+
+        return cls(new_client(), asyncio.get_running_loop(), intake_capacity, metrics, new_client)
 
     @property
     def connected(self) -> bool:
@@ -90,9 +98,7 @@ class SdkHub:
         # The first setter connects. The desired one must not be first: the SDK would then
         # GET the twin on that connect, before twin responses are subscribed, and that GET,
         # never answered, blocks the SDK's GET after every later reconnect.
-        self._client.on_message_received = self._on_sdk_message
-        self._client.on_twin_desired_properties_patch_received = self._on_sdk_desired
-        self._client.on_method_request_received = self._on_sdk_method
+        self._set_handlers(self._client)
         self._intake_task = asyncio.create_task(self._dispatch_messages(), name="hub-intake")
         try:
             await self._client.connect()
@@ -103,6 +109,52 @@ class SdkHub:
             await self._client.get_twin()
         except sdk_errors.ClientError as e:
             raise HubError(f"cannot connect to edgeHub: {e}") from e
+
+    async def renew(self) -> None:
+        """Replaces the SDK client with a new one on a new connection.
+
+        Why: paho 1.6.1's network thread dies on an ``SSLEOFError`` while writing (edgeHub
+        closing the TLS connection under a send), and the SDK, never told, keeps reporting
+        "connected" while every send and twin call waits for ever. Its own reconnect logic
+        never runs then, so the wedge watchdog asks for this. The session is persistent, so
+        edgeHub resumes it on the new connection (and resends what was not acknowledged);
+        calls stuck on the old client time out and are retried by their callers.
+        """
+        self._check_open()
+        if self._new_client is None:
+            raise HubError("this hub was built without a way to create a new client")
+        new = self._new_client()
+        try:
+            # Setters block until edgeHub acknowledges: off the loop, in a daemon thread.
+            await _in_daemon_thread(functools.partial(self._set_handlers, new))
+            await new.connect()
+            await new.get_twin()  # subscribes to twin responses (see connect)
+        except BaseException as e:
+            self._abandon(new)  # the old client stays: the watchdog's window still runs
+            if isinstance(e, sdk_errors.ClientError):
+                raise HubError(f"cannot connect a new client to edgeHub: {e}") from e
+            raise
+        old, self._client = self._client, new
+        self._abandon(old)
+        self._sdk_receiving = True
+        if not self._receiving:  # the intake was paused: pause the new client too
+            self._set_receiving(False)
+        self._metrics.count("hub_renewals")
+
+    def _set_handlers(self, client: IoTHubModuleClient) -> None:
+        client.on_message_received = self._on_sdk_message
+        client.on_twin_desired_properties_patch_received = self._on_sdk_desired
+        client.on_method_request_received = self._on_sdk_method
+
+    def _abandon(self, client: IoTHubModuleClient) -> None:
+        # Its threads may be stuck; shutting it down is best effort and never awaited.
+        async def shut_down() -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(client.shutdown()), 30)
+
+        task = asyncio.create_task(shut_down(), name="hub-abandoned-client")
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     async def send(self, output: str, message: OutboundMessage) -> None:
         self._check_open()

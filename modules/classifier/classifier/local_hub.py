@@ -28,6 +28,7 @@ class LocalHub:
         self.reported: dict[str, Any] = {}
         self.desired: dict[str, Any] = dict(desired or {})
         self.connected = False
+        self.renewals = 0
         self.ready = asyncio.Event()  # set on connect: the module is ready for input
         self._message_handler: MessageHandler | None = None
         self._desired_handler: DesiredHandler | None = None
@@ -36,6 +37,10 @@ class LocalHub:
     async def connect(self) -> None:
         self.connected = True
         self.ready.set()
+
+    async def renew(self) -> None:
+        self.renewals += 1
+        self.connected = True
 
     async def send(self, output: str, message: OutboundMessage) -> None:
         if not self.connected:

@@ -8,6 +8,10 @@ acted on, so exiting non-zero is how a module asks to be restarted.
 
 A quiet module makes no calls, so a wedge would go unnoticed until the next frame: when
 nothing was asked of the hub for ``probe_interval_s``, the watchdog asks for the twin.
+
+Before giving up, it tries once per episode to start over on a new connection (``renew``),
+as soon as calls have been stuck for a call timeout: exiting loses whatever the module holds
+(frames the SDK acknowledged on receipt, outcomes in the outbox), a new connection does not.
 """
 
 from __future__ import annotations
@@ -90,14 +94,22 @@ class HubWatchdog:
         probe_interval_s: float,
         call_timeout_s: float,
         on_wedged: Callable[[str], None],
+        renew: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Checks until the connection is wedged, then calls ``on_wedged`` with why, once."""
         check_every_s = max(0.05, min(1.0, self.window_s / 4))
         probing: asyncio.Task[None] | None = None
+        renewed = False
         try:
             while True:
                 await asyncio.sleep(check_every_s)
                 stuck = self.stuck_for_s()
+                if not stuck:
+                    renewed = False
+                elif renew is not None and not renewed and stuck >= call_timeout_s:
+                    renewed = True
+                    await self._renew(renew, call_timeout_s)
+                    stuck = self.stuck_for_s()
                 if stuck > self.window_s:
                     on_wedged(
                         f"edgeHub connection wedged: the SDK reports connected, but no send or "
@@ -111,6 +123,17 @@ class HubWatchdog:
             if probing is not None:
                 probing.cancel()
                 await asyncio.gather(probing, return_exceptions=True)
+
+    async def _renew(self, renew: Callable[[], Awaitable[None]], timeout_s: float) -> None:
+        try:
+            await self.watch(renew(), timeout_s)
+        except Exception as e:  # then the window decides
+            log.warning("starting over on a new edgeHub connection failed: %r", e)
+            return
+        log.warning("calls to edgeHub were stuck; now on a new connection")
+        # Calls still stuck on the old connection say nothing about the new one.
+        self._connected_since = self._clock()
+        self._trouble_since = None
 
     async def _probe(self, probe: Callable[[], Awaitable[object]], timeout_s: float) -> None:
         try:
