@@ -19,7 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.unit.test_hostile_images import hidden_frame_header_bomb
+from tests.unit.test_hostile_images import hidden_frame_header_bomb, idat_length_bomb
 
 
 @cache
@@ -37,7 +37,9 @@ def seed_images() -> tuple[bytes, ...]:
         bytes(cv2.imencode(".png", noisy)[1].tobytes()),
         bytes(cv2.imencode(".png", noisy[:, :, 0])[1].tobytes()),
         bytes(cv2.imencode(".bmp", noisy)[1].tobytes()),
+        # Known hostile inputs belong in the corpus too: CI's short budget must meet them.
         hidden_frame_header_bomb(),
+        idat_length_bomb(),
     )
 
 
@@ -56,12 +58,35 @@ def _rewrite_size(data: bytes, width: int, height: int) -> bytes:
     return data
 
 
+def _rewrite_length(data: bytes, which: int, length: int) -> bytes:
+    """Puts another length in the ``which``-th PNG chunk or JPEG marker segment (decoders
+    that trust a declared length allocate by it: see image_header._png_chunks_fit)."""
+    if data.startswith(b"\x89PNG"):
+        pos = 8
+        for _ in range(which):
+            if pos + 8 > len(data):
+                return data
+            pos += 12 + struct.unpack(">I", data[pos : pos + 4])[0]
+        if pos + 4 > len(data):
+            return data
+        return data[:pos] + struct.pack(">I", length) + data[pos + 4 :]
+    markers = [
+        i for i in range(2, len(data) - 3) if data[i] == 0xFF and 0xC0 <= data[i + 1] <= 0xFE
+    ]
+    if not markers:
+        return data
+    at = markers[which % len(markers)] + 2
+    return data[:at] + struct.pack(">H", length & 0xFFFF) + data[at + 2 :]
+
+
 @st.composite
 def broken_image(draw: st.DrawFn) -> bytes:
     data = draw(st.sampled_from(seed_images()))
     for _ in range(draw(st.integers(0, 3))):
         kind = draw(
-            st.sampled_from(["truncate", "truncate+end", "flip", "insert", "size", "splice"])
+            st.sampled_from(
+                ["truncate", "truncate+end", "flip", "insert", "size", "length", "splice"]
+            )
         )
         if kind.startswith("truncate") and len(data) > 2:
             data = data[: draw(st.integers(1, len(data) - 1))]
@@ -78,6 +103,8 @@ def broken_image(draw: st.DrawFn) -> bytes:
                 [0, 1, 1_500, 2_048, 4_096, 65_535, 2**31 - 1, 2**32 - 1]
             )
             data = _rewrite_size(data, draw(big), draw(big))
+        elif kind == "length":
+            data = _rewrite_length(data, draw(st.integers(0, 3)), draw(st.integers(0, 2**32 - 1)))
         elif kind == "splice":
             other = draw(st.sampled_from(seed_images()))
             data = (
