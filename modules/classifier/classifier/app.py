@@ -70,30 +70,18 @@ class ClassifierModule:
         return MethodResult(404, {"error": f"unknown method {name!r}", "methods": ["get_status"]})
 
     def status(self) -> dict[str, Any]:
-        info = self.pipeline.model_info
         return {
-            "model": {
-                "name": info.name,
-                "version": info.version,
-                "sha256": info.sha256,
-                "provider": info.provider,
-            },
+            "model": self.pipeline.model_info.to_dict(),
             "queued": self.pipeline.queued,
             "metrics": self.metrics.snapshot(),
             "time": utc_now(),
         }
 
     async def _report_state(self, state: str) -> None:
-        info = self.pipeline.model_info
         await self.hub.report(
             {
                 "state": state,
-                "model": {
-                    "name": info.name,
-                    "version": info.version,
-                    "sha256": info.sha256,
-                    "provider": info.provider,
-                },
+                "model": self.pipeline.model_info.to_dict(),
                 "updated_at": utc_now(),
             }
         )

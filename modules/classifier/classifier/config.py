@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from classifier.decode import FrameLimits
-from classifier.engine import PROVIDER_NAMES, EngineOptions, ProviderPolicy
+from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
 from classifier.pipeline import PipelineConfig
+from classifier.providers import PROVIDER_NAMES, ProviderPolicy
 
 # modules/classifier/models: next to the package in the source tree and in the image.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "seed-cnn-synth10.onnx"

@@ -72,7 +72,9 @@ class Pipeline:
         self._emit: Emit | None = None
         self._preprocess = Preprocessor(engine.model.spec.preprocessing)
         spec = engine.model.spec
-        self.model_info = ModelInfo(spec.name, spec.version, engine.model.sha256, engine.provider)
+        self.model_info = ModelInfo(
+            spec.name, spec.version, engine.model.sha256, engine.provider, engine.requested
+        )
         self._queue: FrameQueue[FrameRequest] = FrameQueue(
             config.queue_capacity, config.overflow, self._dropped
         )
