@@ -19,6 +19,7 @@ from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
 from classifier.errors import ClassifierError
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
 
 log = logging.getLogger("classifier")
@@ -31,7 +32,9 @@ async def serve(config: ModuleConfig) -> None:
     engine = InferenceEngine.from_path(config.model_path, config.engine)
     engine.warm_up()
     hub = SdkHub.from_edge_environment()
-    module = ClassifierModule(hub, Pipeline(engine, config.pipeline, Metrics()), config)
+    module = ClassifierModule(
+        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
