@@ -69,7 +69,7 @@ async def measure(rates: list[float], step_s: float, address: str, state: Path) 
     manifest = load_and_generate(TEMPLATE, LOCAL_IMAGES, LOCAL_VARIABLES)
     set_module_env(manifest, "synthcam", "SCHEDULE", schedule)
     set_module_env(manifest, "classifier", "PASSTHROUGH_PROPERTIES", "truth,step")
-    commands = repo_module_commands()
+    commands = repo_module_commands(state)
     commands["synthcam"] = ModuleCommand(
         argv=[sys.executable, "-m", "benchmarks.sdk_sender"],
         cwd=REPO,

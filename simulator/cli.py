@@ -80,7 +80,7 @@ async def _until_stopped(duration_s: float | None) -> None:
 
 
 async def cmd_up(args: argparse.Namespace) -> int:
-    sim = Simulator(_settings(args), repo_module_commands())
+    sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     try:
         await sim.start(_manifest(args))
         path = _write_connection_info(sim)
@@ -117,7 +117,7 @@ async def cmd_messages(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     manifest = _manifest(args)
     set_module_env(manifest, "synthcam", "FPS", str(args.fps))
-    sim = Simulator(_settings(args), repo_module_commands())
+    sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     summary = Summary()
     try:
         await sim.start(manifest)

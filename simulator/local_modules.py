@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from simulator.certs import CA_CERT_FILE
 from simulator.runtime import ModuleCommand
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +25,13 @@ def _pythonpath(*parts: Path) -> str:
     return os.pathsep.join(str(p) for p in parts)
 
 
-def repo_module_commands() -> dict[str, ModuleCommand]:
+def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
+    """The modules as local processes of a simulator whose state lives in ``state_dir``.
+
+    What a container would get from its volumes and the device's trust settings comes from
+    the simulator's state instead: the classifier's model cache (the image's volume) and the
+    simulator's CA, which also signs the local Blob Storage emulator's certificate.
+    """
     return {
         "classifier": ModuleCommand(
             argv=[sys.executable, "-m", "classifier"],
@@ -32,6 +39,8 @@ def repo_module_commands() -> dict[str, ModuleCommand]:
             env={
                 "PYTHONPATH": _pythonpath(REPO / "modules" / "classifier"),
                 "PYTHONUNBUFFERED": "1",
+                "MODEL_CACHE_DIR": str(state_dir / "volumes" / "classifier-models"),
+                "MODEL_DOWNLOAD_CA_FILE": str(state_dir / "certs" / CA_CERT_FILE),
             },
         ),
         "synthcam": ModuleCommand(

@@ -16,11 +16,8 @@ import cv2
 
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
-from classifier.engine import InferenceEngine
 from classifier.errors import ClassifierError
-from classifier.metrics import Metrics
-from classifier.model_store import ModelStore
-from classifier.pipeline import Pipeline
+from classifier.model_update import start_model
 
 log = logging.getLogger("classifier")
 
@@ -29,12 +26,12 @@ async def serve(config: ModuleConfig) -> None:
     # Imported here so the scoring command and tests never need the SDK's transport.
     from classifier.iothub_client import SdkHub
 
-    engine = InferenceEngine.from_path(config.model_path, config.engine)
-    engine.warm_up()
-    hub = SdkHub.from_edge_environment()
-    module = ClassifierModule(
-        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
+    # The last good model from the cache (re-verified by hash), else the built-in one.
+    startup = await asyncio.to_thread(
+        start_model, config.model_path, config.cache_dir, config.engine
     )
+    hub = SdkHub.from_edge_environment()
+    module = ClassifierModule.build(hub, config, startup)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from classifier.errors import ModelLoadError, ModelSpecError
+from classifier.errors import ModelIncompatibleError, ModelLoadError, ModelSpecError
 from classifier.model_spec import METADATA_KEY, Layout, ModelSpec, OutputKind, sidecar_candidates
 from classifier.providers import ProviderPolicy, ProviderRequest, request_providers
 
@@ -121,7 +121,7 @@ class InferenceEngine:
         pre = self.model.spec.preprocessing
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise ModelLoadError(f"expected one image input, the model has {len(inputs)}")
+            raise ModelIncompatibleError(f"expected one image input, the model has {len(inputs)}")
         shape = inputs[0].shape
         expected: tuple[int, int, int] = (
             (pre.channels, pre.height, pre.width)
@@ -129,16 +129,18 @@ class InferenceEngine:
             else (pre.height, pre.width, pre.channels)
         )
         if len(shape) != 4:
-            raise ModelLoadError(f"input {inputs[0].name} has rank {len(shape)}, expected 4")
+            raise ModelIncompatibleError(
+                f"input {inputs[0].name} has rank {len(shape)}, expected 4"
+            )
         for got, want in zip(shape[1:], expected, strict=True):
             if isinstance(got, int) and got != want:
-                raise ModelLoadError(
+                raise ModelIncompatibleError(
                     f"input shape {shape} does not match the spec's {pre.layout} {expected}"
                 )
         outputs = self.session.get_outputs()
         classes = outputs[0].shape[-1]
         if isinstance(classes, int) and classes != len(self.model.spec.labels):
-            raise ModelLoadError(
+            raise ModelIncompatibleError(
                 f"the model outputs {classes} classes but the spec lists "
                 f"{len(self.model.spec.labels)} labels"
             )
