@@ -35,8 +35,9 @@ from classifier.model_spec import (
     Preprocessing,
     ResizeMode,
 )
+from cloud_tools.model_file import ModelFileError, embed_spec
 from cloud_tools.training import cifar10
-from cloud_tools.training.export import OPSET, ExportError, embed_spec, export_keras_model
+from cloud_tools.training.export import OPSET, ExportError, export_keras_model
 from cloud_tools.training.seed_cnn import (
     INPUT_SHAPE,
     WeightsMismatchError,
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
         train(args)
-    except (ExportError, cifar10.Cifar10Error, WeightsMismatchError) as e:
+    except (ExportError, ModelFileError, cifar10.Cifar10Error, WeightsMismatchError) as e:
         print(f"training failed: {e}", file=sys.stderr)
         return 1
     return 0
