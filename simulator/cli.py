@@ -1,6 +1,7 @@
 """``python -m simulator``: run the simulated hub and device, read upstream messages, run the demo.
 
-    up        start the hub, edgeHub, workload API and runtime with a deployment; Ctrl-C stops
+    up        start the hub, edgeHub, workload API, runtime and Blob Storage (Azurite); Ctrl-C stops
+    env       print export lines for the operator's tools: eval "$(python -m simulator env)"
     messages  print messages that reached $upstream (``--follow`` to keep reading)
     demo      up + the synthetic camera and classifier, with live predictions and a summary
 
@@ -31,6 +32,7 @@ from simulator.local_modules import (
     TEMPLATE,
     repo_module_commands,
 )
+from simulator.tool_env import blob_storage, export_lines, write_connection_info
 from simulator.upstream import MessageFilter, UpstreamStore
 
 DEFAULT_STATE = REPO / ".run" / "simulator"
@@ -57,19 +59,6 @@ def set_module_env(manifest: dict[str, Any], module: str, name: str, value: str)
     agent["modules"][module].setdefault("env", {})[name] = {"value": value}
 
 
-def _write_connection_info(sim: Simulator) -> Path:
-    info = {
-        "hubConnectionString": sim.hub_connection_string(),
-        "caFile": str(sim.ca_path),
-        "deviceId": sim.settings.device_id,
-        "gateway": sim.settings.address,
-        "upstreamStore": str(sim.settings.state_dir / "upstream.sqlite"),
-    }
-    path = sim.settings.state_dir / "connection.json"
-    path.write_text(json.dumps(info, indent=2))
-    return path
-
-
 async def _until_stopped(duration_s: float | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -83,16 +72,32 @@ async def cmd_up(args: argparse.Namespace) -> int:
     sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     try:
         await sim.start(_manifest(args))
-        path = _write_connection_info(sim)
-        print(
-            f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"
-        )
-        print(
-            f"connection info: {path}\nmodule logs: {args.state_dir / 'runtime' / 'logs'}\nCtrl-C stops."
-        )
-        await _until_stopped(args.duration)
+        async with blob_storage(sim, args.storage_port) as storage:
+            path = write_connection_info(sim, storage)
+            print(
+                f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"
+            )
+            if storage is not None:
+                print(f"blob storage (Azurite): {storage.url}")
+            print(
+                f"connection info: {path}\nmodule logs: {args.state_dir / 'runtime' / 'logs'}\n"
+                f'tools: eval "$(python -m simulator env)"\nCtrl-C stops.'
+            )
+            await _until_stopped(args.duration)
     finally:
         await sim.stop()
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    try:
+        lines = export_lines(args.state_dir)
+    except FileNotFoundError:
+        print(
+            f"no simulator state in {args.state_dir}: run 'python -m simulator up'", file=sys.stderr
+        )
+        return 2
+    print("\n".join(lines))
     return 0
 
 
@@ -121,7 +126,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     summary = Summary()
     try:
         await sim.start(manifest)
-        _write_connection_info(sim)
+        write_connection_info(sim, None)
         print(
             f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
         )
@@ -193,9 +198,16 @@ def _parser() -> argparse.ArgumentParser:
         group.add_argument("--manifest", type=Path, help="an already generated deployment manifest")
         p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
         p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
+        p.add_argument(
+            "--storage-port",
+            type=int,
+            default=10000,
+            help="Blob Storage emulator port on the same address (0: any free port)",
+        )
     demo = sub.choices["demo"]
     demo.add_argument("--fps", type=float, default=10.0)
     demo.add_argument("--quiet", action="store_true", help="only the summary lines")
+    sub.add_parser("env", help="print export lines for the operator's tools (eval them)")
     messages = sub.add_parser("messages")
     messages.add_argument("--follow", action="store_true")
     messages.add_argument("--module")
@@ -211,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "env":
+        return cmd_env(args)
     command = {"up": cmd_up, "messages": cmd_messages, "demo": cmd_demo}[args.command]
     try:
         return asyncio.run(command(args))

@@ -86,15 +86,11 @@ def self_test(model: ServingModel, limits: FrameLimits | None = None) -> SelfTes
         if golden is None:
             return _blank_frame_test(model)
         payload = base64.b64decode(golden.image_base64, validate=True)
-        request = FrameRequest(FrameMeta(frame_id="self-test"), payload)
-        image = decode_frame(request, limits or FrameLimits(), spec.preprocessing)
-        scores = model.engine.run(model.preprocessor(image)[None, ...])[0]
+        label, confidence = classify_image(model, payload, limits)
     except (FrameError, binascii.Error, ValueError) as e:
         return SelfTestResult(False, f"the golden image cannot be scored: {e}")
     except Exception as e:  # ONNX Runtime raises untyped errors
         return SelfTestResult(False, f"inference on the golden image failed: {e}")
-    best = int(np.argmax(scores))
-    label, confidence = spec.labels[best], float(scores[best])
     if label != golden.label or confidence < golden.min_confidence:
         return SelfTestResult(
             False,
@@ -106,6 +102,18 @@ def self_test(model: ServingModel, limits: FrameLimits | None = None) -> SelfTes
     return SelfTestResult(
         True, f"golden image scored {label} ({confidence:.3f})", label, confidence
     )
+
+
+def classify_image(
+    model: ServingModel, payload: bytes, limits: FrameLimits | None = None
+) -> tuple[str, float]:
+    """The best label and its score for one encoded image, through the module's own path."""
+    spec = model.engine.model.spec
+    request = FrameRequest(FrameMeta(frame_id="self-test"), payload)
+    image = decode_frame(request, limits or FrameLimits(), spec.preprocessing)
+    scores = model.engine.run(model.preprocessor(image)[None, ...])[0]
+    best = int(np.argmax(scores))
+    return spec.labels[best], float(scores[best])
 
 
 def _blank_frame_test(model: ServingModel) -> SelfTestResult:
