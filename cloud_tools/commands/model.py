@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from classifier.model_update.desired import SCHEMA_VERSION
+from classifier.model_update.desired import MODEL_KEYS, SCHEMA_VERSION
 from classifier.model_update.signing import signed_message
 from cloud_tools.commands.keys import load_private_key
 from cloud_tools.errors import FAILED, TIMED_OUT, USAGE, CliError
@@ -146,7 +146,9 @@ def _model_section(args: argparse.Namespace) -> dict[str, Any]:
         key: Ed25519PrivateKey = load_private_key(args.sign_key)
         signature = key.sign(signed_message(sha256))
         section["signature"] = base64.b64encode(signature).decode()
-    return {k: v for k, v in section.items() if v is not None}
+    # Every key, null included: the twin merges patches, and a key left out would keep the
+    # previous push's value (a stale size or signature would fail this model).
+    return {key: section.get(key) for key in MODEL_KEYS}
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -124,9 +124,13 @@ class ModelStore:
             self.on_promoted(self._current, released)
 
     def inference_failed(self, model: ServingModel, reason: str) -> ServingModel | None:
-        """A batch failed on ``model``. On probation, the previous model serves again and is
-        returned so the batch can be re-scored on it; otherwise None (the frames fail)."""
-        if model is not self._current or not self._on_probation or self._previous is None:
+        """A batch failed on ``model``: returns the model to re-score it on, or None (the
+        frames fail). On probation the previous model serves again and is returned; a batch
+        prepared for a model that no longer serves (the one decoded just before a fallback)
+        goes to the model serving now."""
+        if model is not self._current:
+            return self._current
+        if not self._on_probation or self._previous is None:
             return None
         restored = self._previous
         self._current = restored

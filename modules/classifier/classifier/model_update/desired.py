@@ -29,6 +29,9 @@ from classifier.errors import UpdateErrorCode
 from classifier.providers import PROVIDER_NAMES, ProviderPolicy
 
 SCHEMA_VERSION = "1.0"
+# Every key of the model section. A writer sends all of them, null for the ones it does not
+# set: the twin merges patches, so a key it left out would keep the previous model's value.
+MODEL_KEYS = ("name", "version", "url", "sha256", "size", "signature")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _URL_SCHEMES = ("https", "http", "file")
 _MAX_TEXT = 256
@@ -129,8 +132,7 @@ def _object(value: Any, where: str, allowed: set[str], problems: list[str]) -> d
 def _parse_model(value: Any, problems: list[str]) -> ModelSource | None:
     if value is None:
         return None
-    allowed = {"name", "version", "url", "sha256", "size", "signature"}
-    doc = _object(value, "model", allowed, problems)
+    doc = _object(value, "model", set(MODEL_KEYS), problems)
     if not doc:
         return None
     before = len(problems)
