@@ -18,7 +18,10 @@ COMMANDS: tuple[ModuleType, ...] = (genconfig_command,)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cloud_tools", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m cloud_tools",
+        description="Operator tools for the edge image classifier: run one COMMAND (-h for its help).",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)

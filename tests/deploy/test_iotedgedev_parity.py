@@ -2,7 +2,7 @@
 
 Both run as processes in a copy of the solution (templates, modules/*/module.json, a .env),
 each in its own copy, with the same environment; iotedgedev's telemetry is switched off
-through its settings file in a private HOME.
+through its settings file in a private HOME, and its schema download cannot leave the machine.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def _environment(home: Path) -> dict[str, str]:
     keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(HOME=str(home), PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8")
+    # iotedgedev fetches the schemas from the web to validate (and goes on without them);
+    # a proxy on a closed loopback port makes that fail at once, whatever the network.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env[name] = "http://127.0.0.1:9"
     return env
 
 
