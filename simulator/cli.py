@@ -21,15 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloud_tools.manifest import load_and_generate
+from cloud_tools.genconfig import GenconfigError, compose
 from simulator.app import Simulator, SimulatorSettings
 from simulator.demo_summary import Summary, frame_line, observe
 from simulator.errors import SimulatorError
 from simulator.local_modules import (
-    LOCAL_IMAGES,
-    LOCAL_VARIABLES,
+    CAMERA_LAYER,
     REPO,
     TEMPLATE,
+    local_device_manifest,
     repo_module_commands,
 )
 from simulator.tool_env import blob_storage, export_lines, write_connection_info
@@ -48,10 +48,24 @@ def _settings(args: argparse.Namespace) -> SimulatorSettings:
 
 
 def _manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """The device's deployment: a base plus layers, as IoT Hub would hand it to edgeAgent.
+
+    From templates, genconfig generates and checks both (local registry variables); from
+    generated manifests, the layers are applied as written and the runtime validates the
+    result as edgeAgent would, refusing, for one, an image left as ``${MODULES...}``.
+    """
     if args.manifest is not None:
-        manifest: dict[str, Any] = json.loads(args.manifest.read_text())
-        return manifest
-    return load_and_generate(args.template, LOCAL_IMAGES, LOCAL_VARIABLES)
+        try:
+            base = json.loads(args.manifest.read_text())
+            layers = [json.loads(path.read_text()) for path in args.layer or ()]
+            return compose(base, layers)
+        except (json.JSONDecodeError, GenconfigError) as e:
+            raise SimulatorError(f"cannot use {args.manifest}: {e}") from e
+    layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
+    try:
+        return local_device_manifest(args.template, layers)
+    except GenconfigError as e:
+        raise SimulatorError(f"cannot deploy {args.template}:\n{e}") from e
 
 
 def set_module_env(manifest: dict[str, Any], module: str, name: str, value: str) -> None:
@@ -195,7 +209,22 @@ def _parser() -> argparse.ArgumentParser:
             default=TEMPLATE,
             help="deployment template to generate the manifest from",
         )
-        group.add_argument("--manifest", type=Path, help="an already generated deployment manifest")
+        group.add_argument(
+            "--manifest",
+            type=Path,
+            help="an already generated deployment manifest (config/deployment.amd64.json)",
+        )
+        p.add_argument(
+            "--layer",
+            type=Path,
+            action="append",
+            help="a layered deployment applied over the base (repeatable): a layered template "
+            "with --template, a generated one with --manifest "
+            f"(default with --template: {CAMERA_LAYER.relative_to(REPO)})",
+        )
+        p.add_argument(
+            "--base-only", action="store_true", help="no default layer: the base deployment alone"
+        )
         p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
         p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
         p.add_argument(

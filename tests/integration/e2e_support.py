@@ -22,7 +22,8 @@ import pytest
 from azure.iot.device.aio import IoTHubModuleClient
 from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 
-from cloud_tools.manifest import load_and_generate
+from cloud_tools.genconfig import device_manifest
+from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
 from simulator.app import Simulator, SimulatorSettings
 from simulator.mqtt.testing import eventually, random_loopback_host
 from simulator.runtime import ModuleCommand
@@ -30,6 +31,13 @@ from simulator.upstream import MessageFilter, StoredMessage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "deployment.template.json"
+CAMERA_LAYER = REPO_ROOT / "layered.camera.template.json"
+GENCONFIG_ENV = {
+    **IOTEDGEDEV_DEFAULTS,
+    "CONTAINER_REGISTRY_SERVER": "registry.invalid",
+    "CONTAINER_REGISTRY_USERNAME": "user",
+    "CONTAINER_REGISTRY_PASSWORD": "password",
+}
 DEVICE = "edge-device"  # SimulatorSettings' default device id
 
 # Sockets the client libraries leak, which would otherwise fail tests run with -W error:
@@ -44,16 +52,9 @@ SDK_SOCKET_LEAK = pytest.mark.filterwarnings(
 
 
 def template_manifest() -> dict[str, Any]:
-    """The repository's own deployment (classifier, synthcam and their routes), generated."""
-    return load_and_generate(
-        TEMPLATE,
-        {"classifier": "local/classifier:e2e", "synthcam": "local/synthcam:e2e"},
-        {
-            "CONTAINER_REGISTRY_USERNAME": "user",
-            "CONTAINER_REGISTRY_PASSWORD": "password",
-            "CONTAINER_REGISTRY_ADDRESS": "registry.invalid",
-        },
-    )
+    """The repository's own deployment as genconfig generates it: the base (classifier) and
+    the demo camera layer (synthcam and its route), composed as IoT Hub would."""
+    return device_manifest(TEMPLATE, [CAMERA_LAYER], "amd64", GENCONFIG_ENV)
 
 
 def deployment(

@@ -17,12 +17,19 @@ import cv2
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.errors import ClassifierError
+from classifier.log_format import SyslogSeverityFormatter
 from classifier.model_update import start_model
+from classifier.prometheus_endpoint import (
+    ClassifierCollector,
+    IdentityLabels,
+    MetricsEndpoint,
+    MetricsEndpointConfig,
+)
 
 log = logging.getLogger("classifier")
 
 
-async def serve(config: ModuleConfig) -> None:
+async def serve(config: ModuleConfig, metrics_config: MetricsEndpointConfig) -> None:
     # Imported here so the scoring command and tests never need the SDK's transport.
     from classifier.iothub_client import SdkHub
 
@@ -32,28 +39,40 @@ async def serve(config: ModuleConfig) -> None:
     )
     hub = SdkHub.from_edge_environment()
     module = ClassifierModule.build(hub, config, startup)
+    pipeline = module.pipeline
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await module.run(stop)
+    # Model info is read through the pipeline at every scrape: a hot swap shows at once.
+    collector = ClassifierCollector(
+        pipeline.metrics,
+        lambda: pipeline.model_info,
+        lambda: pipeline.queued,
+        IdentityLabels.from_env(os.environ),
+    )
+    endpoint = MetricsEndpoint.start(metrics_config, collector)
+    try:
+        await module.run(stop)
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
 
 
 def main() -> int:
     try:
         config = ModuleConfig.from_env(os.environ)
+        metrics_config = MetricsEndpointConfig.from_env(os.environ)
     except ClassifierError as e:
         print(f"classifier: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(SyslogSeverityFormatter())
+    logging.basicConfig(level=config.log_level, handlers=[handler])
     # OpenCV's own thread pool fights the decode workers for the same cores on small images.
     cv2.setNumThreads(1)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, metrics_config))
     except ClassifierError as e:
         log.error("%s", e)
         return 1

@@ -23,7 +23,7 @@ from classifier.providers import PROVIDER_NAMES, ProviderPolicy
 # modules/classifier/models: next to the package in the source tree and in the image.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "seed-cnn-synth10.onnx"
 # The module image mounts a volume here (see deployment.template.json).
-DEFAULT_CACHE_DIR = Path("/var/lib/edge-classifier/models")
+DEFAULT_CACHE_DIR = Path("/var/lib/classifier/models")
 
 T = TypeVar("T")
 

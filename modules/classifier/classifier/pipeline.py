@@ -277,6 +277,7 @@ class Pipeline:
         now = time.monotonic()
         self.metrics.count("batches")
         self.metrics.observe("inference_batch", infer_ms)
+        self.metrics.observe_size("batch_size", len(batch))
         for p, row in zip(batch, scores, strict=True):
             timings = p.timings_ms | {"inference": infer_ms, "batch_size": float(len(batch))}
             timings["total"] = (now - p.request.received_s) * 1000
