@@ -50,6 +50,12 @@ if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
     echo "bootstrap: npm not found: the Blob Storage emulator (Azurite) is not installed" >&2
   fi
 fi
+# The repository's own packages (the module code roots and the repository root) go on the
+# environment's path through a .pth file, as an editable install would put them: every
+# python of .venv imports classifier, synthcam, cloud_tools and simulator from any directory,
+# with no sys.path edits in the code.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n' "$ROOT/modules/classifier" "$ROOT/modules/synthcam" "$ROOT" >"$site/edge-classifier-repo.pth"
 export PATH="$ROOT/.venv/bin:$PATH"
 # The module packages live in their image folders; tools and tests import them from there.
 export PYTHONPATH="$ROOT/modules/classifier:$ROOT/modules/synthcam:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
