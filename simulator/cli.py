@@ -86,7 +86,8 @@ async def cmd_up(args: argparse.Namespace) -> int:
     sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     try:
         await sim.start(_manifest(args))
-        async with blob_storage(sim, args.storage_port) as storage:
+        async with blob_storage(sim, args.storage_port) as server:
+            storage = server.endpoint if server else None
             path = write_connection_info(sim, storage)
             print(
                 f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"

@@ -33,9 +33,10 @@ CA_BUNDLE_FILE = "ca-bundle.pem"
 
 
 @contextlib.asynccontextmanager
-async def blob_storage(sim: Simulator, port: int) -> AsyncIterator[BlobEndpoint | None]:
-    """Azurite beside the simulator, serving TLS with the simulator's server certificate;
-    None (with a warning) where Azurite is not installed: the hub works without it."""
+async def blob_storage(sim: Simulator, port: int) -> AsyncIterator[AzuriteServer | None]:
+    """Azurite beside the simulator, started, serving TLS with the simulator's server
+    certificate; None (with a warning) where Azurite is not installed: the hub works without
+    it. Stopped on exit (``stop`` may also be called earlier)."""
     certs_dir = sim.ca_path.parent
     server = AzuriteServer(
         sim.settings.state_dir / "blob",
@@ -45,13 +46,13 @@ async def blob_storage(sim: Simulator, port: int) -> AsyncIterator[BlobEndpoint 
         port,
     )
     try:
-        endpoint = await server.start()
+        await server.start()
     except BlobStorageUnavailableError as e:
         log.warning("no Blob Storage emulator: %s", e)
         yield None
         return
     try:
-        yield endpoint
+        yield server
     finally:
         await server.stop()
 

@@ -163,10 +163,12 @@ def _status(args: argparse.Namespace) -> int:
         "inference": reported.get("inference"),
         "state": reported.get("state"),
     }
+    active, update = doc["model"] or {}, doc["modelUpdate"] or {}
+    # Non-zero when the last update did not take, so scripts can check a device in one call.
+    code = FAILED if update.get("state") in ("failed", "rolled_back") else 0
     if args.json:
         print(json.dumps(doc, indent=2))
-        return 0
-    active, update = doc["model"] or {}, doc["modelUpdate"] or {}
+        return code
     print(f"module     {args.device}/{args.module}: {doc['state'] or 'unknown'}")
     print(
         f"active     {active.get('name')} {active.get('version')} "
@@ -186,7 +188,7 @@ def _status(args: argparse.Namespace) -> int:
     print(
         f"desired    $version {doc['desired']['$version']}: {json.dumps(doc['desired']['model'])}"
     )
-    return 0 if update.get("state") not in ("failed", "rolled_back") else FAILED
+    return code
 
 
 def _public(model: dict[str, Any]) -> dict[str, Any]:

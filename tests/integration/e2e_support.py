@@ -86,12 +86,20 @@ def route_to_input(source_module: str, output: str, module: str, input_name: str
 @asynccontextmanager
 async def running_simulator(
     manifest: Mapping[str, Any] | None,
-    commands: Mapping[str, ModuleCommand] | None = None,
+    commands: Mapping[str, ModuleCommand]
+    | Callable[[Path], Mapping[str, ModuleCommand]]
+    | None = None,
 ) -> AsyncIterator[Simulator]:
-    """A started simulator on its own 127.x address; stopped (modules and all) on exit."""
+    """A started simulator on its own 127.x address; stopped (modules and all) on exit.
+
+    ``commands`` may be a function of the simulator's state directory, for modules that keep
+    their data with the simulator's (``simulator.local_modules.repo_module_commands``).
+    """
     # Short and outside pytest's tmp_path: the workload API's unix socket path must stay
     # under the ~108-byte limit.
     state_dir = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
+    if callable(commands):
+        commands = commands(state_dir)
     sim = Simulator(
         SimulatorSettings(
             state_dir=state_dir,
