@@ -24,6 +24,7 @@ from typing import Any
 from cloud_tools.genconfig import GenconfigError, compose
 from simulator.app import Simulator, SimulatorSettings
 from simulator.demo_summary import Summary, frame_line, observe
+from simulator.demo_update import SECOND_VERSION, push_second_version
 from simulator.errors import SimulatorError
 from simulator.local_modules import (
     CAMERA_LAYER,
@@ -141,18 +142,21 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     summary = Summary()
     try:
         await sim.start(manifest)
-        write_connection_info(sim, None)
-        print(
-            f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
-        )
-        assert sim.upstream is not None
-        follower = asyncio.create_task(_show(sim.upstream, summary, args.quiet))
-        try:
-            await _until_stopped(args.duration)
-        finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+        async with blob_storage(sim, args.storage_port) as storage:
+            write_connection_info(sim, storage.endpoint if storage else None)
+            print(
+                f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
+            )
+            assert sim.upstream is not None
+            tasks = [asyncio.create_task(_show(sim.upstream, summary, args.quiet))]
+            if storage is not None and args.update_after > 0:
+                tasks.append(asyncio.create_task(_update_later(args, summary)))
+            try:
+                await _until_stopped(args.duration)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await sim.stop()
     print("final: " + summary.line())
@@ -163,6 +167,13 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+async def _update_later(args: argparse.Namespace, summary: Summary) -> None:
+    await asyncio.sleep(args.update_after)
+    print(f"{summary.line()}\n-- pushing model version {SECOND_VERSION} to the classifier --")
+    code = await push_second_version(args.state_dir, args.device_id)
+    print(f"-- model push exited {code}; {summary.models_text()} --")
 
 
 async def _show(store: UpstreamStore, summary: Summary, quiet: bool) -> None:
@@ -237,6 +248,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.choices["demo"]
     demo.add_argument("--fps", type=float, default=10.0)
     demo.add_argument("--quiet", action="store_true", help="only the summary lines")
+    demo.add_argument(
+        "--update-after",
+        type=float,
+        default=15.0,
+        help="push model version 1.1.0 through the operator CLI after this many seconds (0: never)",
+    )
     sub.add_parser("env", help="print export lines for the operator's tools (eval them)")
     messages = sub.add_parser("messages")
     messages.add_argument("--follow", action="store_true")
