@@ -5,6 +5,8 @@ the environment, then ``python -m cloud_tools`` processes against the simulator 
 from __future__ import annotations
 
 import asyncio
+import base64
+import copy
 import json
 import shlex
 import subprocess
@@ -13,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from classifier.engine import file_sha256
+from classifier.model_update.signing import check_signature, parse_public_key
+from simulator.mqtt.testing import eventually
 from simulator.tool_env import write_connection_info
-from tests.integration.e2e_support import DEVICE, REPO_ROOT, SDK_SOCKET_LEAK
+from tests.integration.e2e_support import DEVICE, REPO_ROOT, SDK_SOCKET_LEAK, template_manifest
 from tests.integration.model_update_e2e_support import Stack, running_stack
 from tests.support.tiny_models import write_versioned_colour_model
 
@@ -115,7 +120,32 @@ async def test_upload_push_status_and_invoke_from_the_command_line(
         assert missing.returncode == 1
         assert json.loads(missing.stdout)["status"] == 404
 
-    for result in (upload, push, wrong, status, invoke):
+        async with stack.camera(fps=20):
+            await eventually(lambda: len(stack.outcomes()[1]) >= 3, 60, "predictions upstream")
+        monitor = await cli(env, "monitor", "--module", "classifier", "--last", "3")
+        assert monitor.returncode == 0, monitor.stderr
+        lines = [json.loads(line) for line in monitor.stdout.splitlines()]
+        assert len(lines) == 3
+        assert {line["moduleId"] for line in lines} == {"classifier"}
+
+        manifest = copy.deepcopy(template_manifest())
+        del manifest["modulesContent"]["classifier"]  # keep the pushed model (see module-twin.md)
+        agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
+        agent["modules"]["classifier"]["env"]["TOP_K"] = {"value": "2"}
+        path = tmp_path / "deployment.json"
+        path.write_text(json.dumps(manifest))
+        deploy = await cli(env, "deploy", "--device", DEVICE, "--manifest", str(path))
+        assert deploy.returncode == 0, deploy.stderr
+        runtime = stack.sim.runtime
+        assert runtime is not None
+        assert runtime.manifest is not None
+        assert runtime.manifest.modules["classifier"].env["TOP_K"] == "2"
+        path.write_text(json.dumps(manifest).replace('"2"', '"${TOP_K}"'))
+        unexpanded = await cli(env, "deploy", "--device", DEVICE, "--manifest", str(path))
+        assert unexpanded.returncode == 2
+        assert "unexpanded" in unexpanded.stderr
+
+    for result in (upload, push, wrong, status, invoke, monitor, deploy):
         for secret in ("SharedAccessKey=", "AccountKey="):
             assert secret not in result.stdout + result.stderr
 
@@ -139,3 +169,10 @@ async def test_keys_sign_what_a_device_with_the_public_key_accepts(
             env, "model", "push", "--device", DEVICE, "--model", str(v2), "--sign-key", key
         )
         assert signed.returncode == 0, signed.stdout + signed.stderr
+    signature = await cli({}, "keys", "sign", str(v2), "--key", key)
+    assert signature.returncode == 0, signature.stderr
+    check_signature(
+        parse_public_key(public),
+        file_sha256(v2),
+        base64.b64decode(signature.stdout.strip()),
+    )

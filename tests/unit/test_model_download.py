@@ -186,3 +186,12 @@ def test_a_cancelled_download_stops_between_chunks(server: FileServer, tmp_path:
 
     with pytest.raises(DownloadCancelledError):
         download(server.url("/m.onnx"), tmp_path / "m.part", FAST, None, progress, cancel)
+
+
+def test_errors_never_quote_the_urls_query(tmp_path: Path) -> None:
+    with FileServer({}).running() as gone:
+        url = gone.url("/m.onnx?sv=2024&se=2099-01-01T00:00:00Z&sig=SECRETSIGNATURE")
+    with pytest.raises(ModelUpdateError) as e:
+        download(url, tmp_path / "m.part", FAST)
+    assert "Max retries" in e.value.reason or "connection" in e.value.reason
+    assert "SECRETSIGNATURE" not in str(e.value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import shutil
 import ssl
 import threading
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int | None], None]  # (bytes received, total bytes if known)
 
 _CHUNK_BYTES = 1 << 20
+_QUERY = re.compile(r"\?[^\s'\")]*")
 _RETRIABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
 
@@ -157,20 +159,26 @@ def _attempt(
                 out.truncate()
                 received = _stream(response, out, offset, total, policy, report, cancelled)
     except requests.Timeout as e:
-        raise _RetryableError(UpdateErrorCode.DOWNLOAD_TIMEOUT, f"timed out: {e}") from e
+        raise _RetryableError(
+            UpdateErrorCode.DOWNLOAD_TIMEOUT, f"timed out: {_without_query(e)}"
+        ) from e
     except (
         requests.exceptions.ChunkedEncodingError,
         requests.exceptions.ContentDecodingError,
     ) as e:
-        raise _RetryableError(UpdateErrorCode.TRUNCATED, f"the body ended early: {e}") from e
+        raise _RetryableError(
+            UpdateErrorCode.TRUNCATED, f"the body ended early: {_without_query(e)}"
+        ) from e
     except requests.ConnectionError as e:
         # A connection reset mid-body is a truncation; one that never connected is not.
         code = UpdateErrorCode.TRUNCATED if dest.exists() and dest.stat().st_size > have else None
         raise _RetryableError(
-            code or UpdateErrorCode.DOWNLOAD_FAILED, f"connection failed: {e}"
+            code or UpdateErrorCode.DOWNLOAD_FAILED, f"connection failed: {_without_query(e)}"
         ) from e
     except requests.RequestException as e:
-        raise ModelUpdateError(UpdateErrorCode.DOWNLOAD_FAILED, f"request failed: {e}") from e
+        raise ModelUpdateError(
+            UpdateErrorCode.DOWNLOAD_FAILED, f"request failed: {_without_query(e)}"
+        ) from e
     if total is not None and received < total:
         raise _RetryableError(UpdateErrorCode.TRUNCATED, f"got {received} of {total} bytes")
     return received
@@ -299,6 +307,12 @@ def _reason(response: requests.Response) -> str:
     # the header and the status text are ever reported.
     code = response.headers.get("x-ms-error-code")
     return f"{response.reason or ''}{f' ({code})' if code else ''}".strip()
+
+
+def _without_query(error: Exception) -> str:
+    """The error's text with URL queries cut: requests quotes the URL, and a SAS query is a
+    secret that must not reach the logs or the reported properties."""
+    return _QUERY.sub("?<query removed>", str(error))
 
 
 def _too_large(size: int, policy: DownloadPolicy) -> ModelUpdateError:
