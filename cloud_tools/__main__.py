@@ -5,6 +5,7 @@
     deploy                            a deployment manifest to one device
     monitor                           device-to-cloud messages
     keys new|sign                     the model-signing key pair
+    quantize                          a static INT8 copy of a model, checked on held-out data
     genconfig                         deployment manifests from templates, as iotedgedev does
 
 Each command is a module exposing ``register(subparsers)``, which adds its parser and sets
@@ -24,11 +25,19 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from cloud_tools.commands import deploy, invoke, keys, model, monitor
+from cloud_tools.commands import deploy, invoke, keys, model, monitor, quantize
 from cloud_tools.errors import CliError
 from cloud_tools.genconfig import command as genconfig_command
 
-COMMANDS: tuple[ModuleType, ...] = (model, invoke, deploy, monitor, keys, genconfig_command)
+COMMANDS: tuple[ModuleType, ...] = (
+    model,
+    invoke,
+    deploy,
+    monitor,
+    keys,
+    quantize,
+    genconfig_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
