@@ -28,6 +28,7 @@ from classifier.engine import EngineOptions, InferenceEngine
 from classifier.frame_queue import OverflowPolicy
 from classifier.hub import InboundMessage
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import Prediction
 
@@ -81,7 +82,7 @@ async def pipeline_fps(
         overflow=OverflowPolicy.BLOCK,
     )
     metrics = Metrics()
-    pipeline = Pipeline(engine, config, metrics)
+    pipeline = Pipeline(ModelStore.serving(engine), config, metrics)
     finished = asyncio.Event()
     emitted = 0
 

@@ -26,17 +26,10 @@ from benchmarks.machine import describe_machine
 from benchmarks.models import ensure_model
 from benchmarks.pipeline_throughput import camera_jpegs, pipeline_fps
 from classifier.engine import InferenceEngine
-from cloud_tools.manifest import load_and_generate
 from simulator.app import Simulator, SimulatorSettings
 from simulator.cli import set_module_env
 from simulator.demo_summary import observe
-from simulator.local_modules import (
-    LOCAL_IMAGES,
-    LOCAL_VARIABLES,
-    REPO,
-    TEMPLATE,
-    repo_module_commands,
-)
+from simulator.local_modules import REPO, local_device_manifest, repo_module_commands
 from simulator.runtime import ModuleCommand
 from simulator.upstream import MessageFilter, UpstreamStore
 
@@ -66,10 +59,10 @@ class Step:
 
 async def measure(rates: list[float], step_s: float, address: str, state: Path) -> list[Step]:
     schedule = ",".join(f"{r:g}:{step_s:g}" for r in rates)
-    manifest = load_and_generate(TEMPLATE, LOCAL_IMAGES, LOCAL_VARIABLES)
+    manifest = local_device_manifest()
     set_module_env(manifest, "synthcam", "SCHEDULE", schedule)
     set_module_env(manifest, "classifier", "PASSTHROUGH_PROPERTIES", "truth,step")
-    commands = repo_module_commands()
+    commands = repo_module_commands(state)
     commands["synthcam"] = ModuleCommand(
         argv=[sys.executable, "-m", "benchmarks.sdk_sender"],
         cwd=REPO,

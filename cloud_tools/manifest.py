@@ -1,82 +1,118 @@
-"""Deployment template -> deployment manifest, as ``iotedgedev genconfig`` does it.
+"""createOptions in a deployment manifest: the one home of the chunking rule.
 
-- ``${MODULES.<name>}`` and ``${MODULES.<name>.<platform>}`` become the module's image;
-- ``${VAR}`` comes from the given variables (an unknown one is an error, never left in);
-- each ``createOptions`` object is written as JSON text in 512-character chunks
-  (``createOptions``, ``createOptions01``, ...), because IoT Hub limits twin strings to 512;
-- the template's ``$schema-template`` marker is dropped.
+A module's ``createOptions`` is a JSON object in a deployment template. IoT Hub limits a twin
+string to 512 characters, so the generated manifest holds it as minified JSON text cut into
+``createOptions``, ``createOptions01``, ``createOptions02``, ... Writers and readers differ in
+how many chunks they allow: ``iotedgedev genconfig`` refuses more than 8 (4 KB), edgeAgent
+reads up to 100. ``cloud_tools.genconfig`` writes with the first limit, the simulator's
+runtime reads with the second; both go through this module.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-CHUNK_CHARS = 512
-MAX_CHUNKS = 100  # edgeAgent reads createOptions01..99
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+__all__ = [
+    "EDGE_AGENT_MAX_CHUNKS",
+    "IOTEDGEDEV_MAX_CHUNKS",
+    "TWIN_STRING_MAX_CHARS",
+    "CreateOptionsError",
+    "chunk_key",
+    "create_options_text",
+    "join_create_options",
+    "split_create_options",
+]
+
+# IoT Hub rejects twin string values longer than this, which is why createOptions is chunked.
+TWIN_STRING_MAX_CHARS = 512
+# iotedgedev's TWIN_VALUE_MAX_CHUNKS: it refuses createOptions longer than 8 x 512 characters.
+IOTEDGEDEV_MAX_CHUNKS = 8
+# edgeAgent reads createOptions plus createOptions01..createOptions99.
+EDGE_AGENT_MAX_CHUNKS = 100
 
 
-class TemplateError(ValueError):
-    pass
+class CreateOptionsError(ValueError):
+    """createOptions cannot be written or read; ``problems`` lists every reason, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
-def generate_manifest(
-    template: Mapping[str, Any], images: Mapping[str, str], variables: Mapping[str, str]
-) -> dict[str, Any]:
-    missing: set[str] = set()
-
-    def expand(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("MODULES."):
-                module = name.split(".")[1]
-                if module in images:
-                    return images[module]
-            elif name in variables:
-                return variables[name]
-            missing.add(name)
-            return match.group(0)
-
-        return _PLACEHOLDER.sub(one, text)
-
-    def walk(node: Any, key: str | None = None) -> Any:
-        if key == "settings" and isinstance(node, dict):
-            return _settings(walk_dict(node))
-        if isinstance(node, dict):
-            return walk_dict(node)
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return expand(node) if isinstance(node, str) else node
-
-    def walk_dict(node: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: walk(v, k) for k, v in node.items() if k != "$schema-template"}
-
-    manifest = walk_dict(template)
-    if missing:
-        raise TemplateError(f"template variables without a value: {', '.join(sorted(missing))}")
-    return manifest
+def chunk_key(index: int) -> str:
+    return "createOptions" if index == 0 else f"createOptions{index:02d}"
 
 
-def _settings(settings: dict[str, Any]) -> dict[str, Any]:
-    options = settings.pop("createOptions", None)
-    if options is None:
-        return settings
-    text = options if isinstance(options, str) else json.dumps(options, separators=(",", ":"))
-    chunks = [text[i : i + CHUNK_CHARS] for i in range(0, len(text), CHUNK_CHARS)] or [""]
-    if len(chunks) > MAX_CHUNKS:
-        raise TemplateError(
-            f"createOptions needs {len(chunks)} chunks; edgeAgent reads {MAX_CHUNKS}"
+def create_options_text(options: object) -> str:
+    """The text a template's createOptions becomes: kept as given when already a string,
+    else minified JSON with non-ASCII escaped (Python's ``json.dumps`` default, as iotedgedev)."""
+    if isinstance(options, str):
+        return options
+    return json.dumps(options, separators=(",", ":"))
+
+
+def split_create_options(
+    text: str, *, max_chunks: int = EDGE_AGENT_MAX_CHUNKS, module: str = "module"
+) -> dict[str, str]:
+    """``text`` cut into twin-string-sized chunks, keyed as a manifest's settings hold them.
+
+    An empty text has no chunks (iotedgedev then leaves ``createOptions`` as it was).
+    """
+    size = TWIN_STRING_MAX_CHARS
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    if len(pieces) > max_chunks:
+        raise CreateOptionsError(
+            [
+                f"createOptions of {module} is {len(text)} characters, {len(pieces)} chunks of "
+                f"{size}; at most {max_chunks} chunks ({max_chunks * size} characters) are allowed"
+            ]
         )
-    settings["createOptions"] = chunks[0]
-    settings.update({f"createOptions{i:02d}": chunk for i, chunk in enumerate(chunks[1:], 1)})
-    return settings
+    return {chunk_key(i): piece for i, piece in enumerate(pieces)}
 
 
-def load_and_generate(
-    template_path: Path, images: Mapping[str, str], variables: Mapping[str, str]
-) -> dict[str, Any]:
-    return generate_manifest(json.loads(template_path.read_text()), images, variables)
+def join_create_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Reassemble ``createOptions``, ``createOptions01``, ... into the JSON object they encode,
+    as edgeAgent reads them.
+
+    Chunks must be consecutive (a gap would silently corrupt the JSON) and each must fit in a
+    twin string. The key may also be spelt ``createoptions``, as the schema allows.
+    """
+    chunks: dict[int, str] = {}
+    for key, value in settings.items():
+        lowered = key.lower()
+        if not lowered.startswith("createoptions"):
+            continue
+        suffix = lowered.removeprefix("createoptions")
+        if suffix and not (suffix.isdigit() and len(suffix) == 2 and suffix != "00"):
+            raise CreateOptionsError(
+                [f"'{key}': chunk keys are createOptions, createOptions01..99"]
+            )
+        index = int(suffix) if suffix else 0
+        if index in chunks:
+            raise CreateOptionsError([f"'{key}': chunk {index} given twice"])
+        if not isinstance(value, str):
+            raise CreateOptionsError([f"'{key}': createOptions chunks are JSON strings"])
+        if len(value) > TWIN_STRING_MAX_CHARS:
+            raise CreateOptionsError(
+                [
+                    f"'{key}' has {len(value)} characters; IoT Hub allows "
+                    f"{TWIN_STRING_MAX_CHARS} per twin string"
+                ]
+            )
+        chunks[index] = value
+    if not chunks:
+        return {}
+    missing = [i for i in range(max(chunks) + 1) if i not in chunks]
+    if missing:
+        names = ", ".join(chunk_key(i) for i in missing)
+        raise CreateOptionsError([f"createOptions chunks missing: {names}"])
+    text = "".join(chunks[i] for i in range(len(chunks)))
+    try:
+        options = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as e:
+        raise CreateOptionsError([f"createOptions is not valid JSON: {e}"]) from e
+    if not isinstance(options, dict):
+        raise CreateOptionsError(["createOptions must encode a JSON object"])
+    return options

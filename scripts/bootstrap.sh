@@ -36,6 +36,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -r requirements.txt "${constraints[@]}"
   echo "$want" >"$stamp"
 fi
+# Node tools (Azurite, the Blob Storage emulator the simulator and tests run), pinned by
+# tools/node/package-lock.json. Without npm the simulator runs without storage and the tests
+# that need it skip, saying why (CI sets EDGE_REQUIRE_TOOLS=1 so they fail instead).
+node_stamp=tools/node/node_modules/.package-lock.sha256
+node_want="$(sha256sum tools/node/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing pinned Node tools (Azurite)"
+    npm ci --prefix tools/node --no-audit --no-fund --ignore-scripts --loglevel=error
+    echo "$node_want" >"$node_stamp"
+  else
+    echo "bootstrap: npm not found: the Blob Storage emulator (Azurite) is not installed" >&2
+  fi
+fi
+# The repository's own packages (the module code roots and the repository root) go on the
+# environment's path through a .pth file, as an editable install would put them: every
+# python of .venv imports classifier, synthcam, cloud_tools and simulator from any directory,
+# with no sys.path edits in the code.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n' "$ROOT/modules/classifier" "$ROOT/modules/synthcam" "$ROOT" >"$site/edge-classifier-repo.pth"
 export PATH="$ROOT/.venv/bin:$PATH"
 # The module packages live in their image folders; tools and tests import them from there.
 export PYTHONPATH="$ROOT/modules/classifier:$ROOT/modules/synthcam:$ROOT${PYTHONPATH:+:$PYTHONPATH}"

@@ -1,6 +1,7 @@
 """``python -m simulator``: run the simulated hub and device, read upstream messages, run the demo.
 
-    up        start the hub, edgeHub, workload API and runtime with a deployment; Ctrl-C stops
+    up        start the hub, edgeHub, workload API, runtime and Blob Storage (Azurite); Ctrl-C stops
+    env       print export lines for the operator's tools: eval "$(python -m simulator env)"
     messages  print messages that reached $upstream (``--follow`` to keep reading)
     demo      up + the synthetic camera and classifier, with live predictions and a summary
 
@@ -20,17 +21,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloud_tools.manifest import load_and_generate
+from cloud_tools.genconfig import GenconfigError, compose
 from simulator.app import Simulator, SimulatorSettings
 from simulator.demo_summary import Summary, frame_line, observe
+from simulator.demo_update import SECOND_VERSION, push_second_version
 from simulator.errors import SimulatorError
 from simulator.local_modules import (
-    LOCAL_IMAGES,
-    LOCAL_VARIABLES,
+    CAMERA_LAYER,
     REPO,
     TEMPLATE,
+    local_device_manifest,
     repo_module_commands,
 )
+from simulator.tool_env import blob_storage, export_lines, write_connection_info
 from simulator.upstream import MessageFilter, UpstreamStore
 
 DEFAULT_STATE = REPO / ".run" / "simulator"
@@ -46,28 +49,29 @@ def _settings(args: argparse.Namespace) -> SimulatorSettings:
 
 
 def _manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """The device's deployment: a base plus layers, as IoT Hub would hand it to edgeAgent.
+
+    From templates, genconfig generates and checks both (local registry variables); from
+    generated manifests, the layers are applied as written and the runtime validates the
+    result as edgeAgent would, refusing, for one, an image left as ``${MODULES...}``.
+    """
     if args.manifest is not None:
-        manifest: dict[str, Any] = json.loads(args.manifest.read_text())
-        return manifest
-    return load_and_generate(args.template, LOCAL_IMAGES, LOCAL_VARIABLES)
+        try:
+            base = json.loads(args.manifest.read_text())
+            layers = [json.loads(path.read_text()) for path in args.layer or ()]
+            return compose(base, layers)
+        except (json.JSONDecodeError, GenconfigError) as e:
+            raise SimulatorError(f"cannot use {args.manifest}: {e}") from e
+    layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
+    try:
+        return local_device_manifest(args.template, layers)
+    except GenconfigError as e:
+        raise SimulatorError(f"cannot deploy {args.template}:\n{e}") from e
 
 
 def set_module_env(manifest: dict[str, Any], module: str, name: str, value: str) -> None:
     agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
     agent["modules"][module].setdefault("env", {})[name] = {"value": value}
-
-
-def _write_connection_info(sim: Simulator) -> Path:
-    info = {
-        "hubConnectionString": sim.hub_connection_string(),
-        "caFile": str(sim.ca_path),
-        "deviceId": sim.settings.device_id,
-        "gateway": sim.settings.address,
-        "upstreamStore": str(sim.settings.state_dir / "upstream.sqlite"),
-    }
-    path = sim.settings.state_dir / "connection.json"
-    path.write_text(json.dumps(info, indent=2))
-    return path
 
 
 async def _until_stopped(duration_s: float | None) -> None:
@@ -80,19 +84,36 @@ async def _until_stopped(duration_s: float | None) -> None:
 
 
 async def cmd_up(args: argparse.Namespace) -> int:
-    sim = Simulator(_settings(args), repo_module_commands())
+    sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     try:
         await sim.start(_manifest(args))
-        path = _write_connection_info(sim)
-        print(
-            f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"
-        )
-        print(
-            f"connection info: {path}\nmodule logs: {args.state_dir / 'runtime' / 'logs'}\nCtrl-C stops."
-        )
-        await _until_stopped(args.duration)
+        async with blob_storage(sim, args.storage_port) as server:
+            storage = server.endpoint if server else None
+            path = write_connection_info(sim, storage)
+            print(
+                f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"
+            )
+            if storage is not None:
+                print(f"blob storage (Azurite): {storage.url}")
+            print(
+                f"connection info: {path}\nmodule logs: {args.state_dir / 'runtime' / 'logs'}\n"
+                f'tools: eval "$(python -m simulator env)"\nCtrl-C stops.'
+            )
+            await _until_stopped(args.duration)
     finally:
         await sim.stop()
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    try:
+        lines = export_lines(args.state_dir)
+    except FileNotFoundError:
+        print(
+            f"no simulator state in {args.state_dir}: run 'python -m simulator up'", file=sys.stderr
+        )
+        return 2
+    print("\n".join(lines))
     return 0
 
 
@@ -117,22 +138,25 @@ async def cmd_messages(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     manifest = _manifest(args)
     set_module_env(manifest, "synthcam", "FPS", str(args.fps))
-    sim = Simulator(_settings(args), repo_module_commands())
+    sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     summary = Summary()
     try:
         await sim.start(manifest)
-        _write_connection_info(sim)
-        print(
-            f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
-        )
-        assert sim.upstream is not None
-        follower = asyncio.create_task(_show(sim.upstream, summary, args.quiet))
-        try:
-            await _until_stopped(args.duration)
-        finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+        async with blob_storage(sim, args.storage_port) as storage:
+            write_connection_info(sim, storage.endpoint if storage else None)
+            print(
+                f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
+            )
+            assert sim.upstream is not None
+            tasks = [asyncio.create_task(_show(sim.upstream, summary, args.quiet))]
+            if storage is not None and args.update_after > 0:
+                tasks.append(asyncio.create_task(_update_later(args, summary)))
+            try:
+                await _until_stopped(args.duration)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await sim.stop()
     print("final: " + summary.line())
@@ -143,6 +167,13 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+async def _update_later(args: argparse.Namespace, summary: Summary) -> None:
+    await asyncio.sleep(args.update_after)
+    print(f"{summary.line()}\n-- pushing model version {SECOND_VERSION} to the classifier --")
+    code = await push_second_version(args.state_dir, args.device_id)
+    print(f"-- model push exited {code}; {summary.models_text()} --")
 
 
 async def _show(store: UpstreamStore, summary: Summary, quiet: bool) -> None:
@@ -190,12 +221,40 @@ def _parser() -> argparse.ArgumentParser:
             default=TEMPLATE,
             help="deployment template to generate the manifest from",
         )
-        group.add_argument("--manifest", type=Path, help="an already generated deployment manifest")
+        group.add_argument(
+            "--manifest",
+            type=Path,
+            help="an already generated deployment manifest (config/deployment.amd64.json)",
+        )
+        p.add_argument(
+            "--layer",
+            type=Path,
+            action="append",
+            help="a layered deployment applied over the base (repeatable): a layered template "
+            "with --template, a generated one with --manifest "
+            f"(default with --template: {CAMERA_LAYER.relative_to(REPO)})",
+        )
+        p.add_argument(
+            "--base-only", action="store_true", help="no default layer: the base deployment alone"
+        )
         p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
         p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
+        p.add_argument(
+            "--storage-port",
+            type=int,
+            default=10000,
+            help="Blob Storage emulator port on the same address (0: any free port)",
+        )
     demo = sub.choices["demo"]
     demo.add_argument("--fps", type=float, default=10.0)
     demo.add_argument("--quiet", action="store_true", help="only the summary lines")
+    demo.add_argument(
+        "--update-after",
+        type=float,
+        default=15.0,
+        help="push model version 1.1.0 through the operator CLI after this many seconds (0: never)",
+    )
+    sub.add_parser("env", help="print export lines for the operator's tools (eval them)")
     messages = sub.add_parser("messages")
     messages.add_argument("--follow", action="store_true")
     messages.add_argument("--module")
@@ -211,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "env":
+        return cmd_env(args)
     command = {"up": cmd_up, "messages": cmd_messages, "demo": cmd_demo}[args.command]
     try:
         return asyncio.run(command(args))

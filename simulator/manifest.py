@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +28,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT4
 
+from cloud_tools import manifest as chunks
 from simulator.errors import SimulatorError
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "ModuleSpec",
     "RestartPolicy",
     "default_schemas_dir",
+    "image_problems",
     "join_create_options",
     "load_manifest",
     "parse_manifest",
@@ -50,10 +53,7 @@ __all__ = [
 SCHEMAS_DIR_ENV = "EDGE_MANIFEST_SCHEMAS_DIR"
 # The team's shared folder, as tests/conftest.py reads it.
 SHARED_DIR_ENV = "SHARED_DIR"
-# IoT Hub rejects twin string values longer than this, which is why createOptions is chunked.
-CREATE_OPTIONS_CHUNK_CHARS = 512
-# edgeAgent accepts createOptions plus createOptions01..createOptions99.
-_MAX_CREATE_OPTIONS_CHUNKS = 100
+CREATE_OPTIONS_CHUNK_CHARS = chunks.TWIN_STRING_MAX_CHARS
 # edgeAgent's default startupOrder (uint32 max): modules without one start last.
 DEFAULT_STARTUP_ORDER = 4294967295
 
@@ -72,6 +72,8 @@ _MODULE_SECTION_SCHEMA = (
     _DEPLOYMENT_2_0 + "#/properties/modulesContent/patternProperties/^[a-zA-Z0-9_-]+$"
 )
 _DESIRED = "properties.desired"
+# edgeAgent's own (lenient) image pattern: optional registry/repository path, name, tag.
+_IMAGE_REFERENCE = re.compile(r"(?P<repo>([^/]*/)*)(?P<image>[^/:]+)(?P<tag>:[^/:]+)?")
 
 
 class ManifestError(SimulatorError):
@@ -188,8 +190,11 @@ def parse_manifest(
     return _build(document)
 
 
-def validate_manifest(document: Mapping[str, Any], *, schemas_dir: Path | None = None) -> None:
-    """Raise ``ManifestError`` listing every schema violation and createOptions problem."""
+def validate_manifest(
+    document: Mapping[str, Any], *, schemas_dir: Path | None = None, check_images: bool = True
+) -> None:
+    """Raise ``ManifestError`` listing every schema violation, createOptions problem and
+    image edgeAgent would refuse (``check_images=False`` leaves images to the caller)."""
     if "$schema-template" in document:
         raise ManifestError(
             ["this is a deployment template; generate the manifest first (iotedgedev genconfig)"]
@@ -215,6 +220,8 @@ def validate_manifest(document: Mapping[str, Any], *, schemas_dir: Path | None =
     if not problems:
         # Only a schema-valid document has the shape the chunk check walks.
         for name, settings in _all_module_settings(document["modulesContent"]):
+            if check_images:
+                problems.extend(image_problems(name, settings["image"]))
             try:
                 join_create_options(settings)
             except ManifestError as e:
@@ -224,61 +231,19 @@ def validate_manifest(document: Mapping[str, Any], *, schemas_dir: Path | None =
 
 
 def join_create_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Reassemble ``createOptions``, ``createOptions01``, ... into the JSON object they encode.
-
-    Chunks must be consecutive (a gap would silently corrupt the JSON) and each must fit in a
-    twin string. The key may also be spelt ``createoptions``, as the schema allows.
-    """
-    chunks: dict[int, str] = {}
-    for key, value in settings.items():
-        lowered = key.lower()
-        if not lowered.startswith("createoptions"):
-            continue
-        suffix = lowered.removeprefix("createoptions")
-        if suffix and not (suffix.isdigit() and len(suffix) == 2 and suffix != "00"):
-            raise ManifestError([f"'{key}': chunk keys are createOptions, createOptions01..99"])
-        index = int(suffix) if suffix else 0
-        if index in chunks:
-            raise ManifestError([f"'{key}': chunk {index} given twice"])
-        if not isinstance(value, str):
-            raise ManifestError([f"'{key}': createOptions chunks are JSON strings"])
-        if len(value) > CREATE_OPTIONS_CHUNK_CHARS:
-            raise ManifestError(
-                [
-                    f"'{key}' has {len(value)} characters; IoT Hub allows "
-                    f"{CREATE_OPTIONS_CHUNK_CHARS} per twin string"
-                ]
-            )
-        chunks[index] = value
-    if not chunks:
-        return {}
-    missing = [i for i in range(max(chunks) + 1) if i not in chunks]
-    if missing:
-        names = ", ".join(_chunk_key(i) for i in missing)
-        raise ManifestError([f"createOptions chunks missing: {names}"])
-    text = "".join(chunks[i] for i in range(len(chunks)))
+    """The JSON object a module's createOptions chunks encode, read as edgeAgent reads them."""
     try:
-        options = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as e:
-        raise ManifestError([f"createOptions is not valid JSON: {e}"]) from e
-    if not isinstance(options, dict):
-        raise ManifestError(["createOptions must encode a JSON object"])
-    return options
+        return chunks.join_create_options(settings)
+    except chunks.CreateOptionsError as e:
+        raise ManifestError(e.problems) from e
 
 
-def split_create_options(
-    options: Mapping[str, Any], *, chunk_chars: int = CREATE_OPTIONS_CHUNK_CHARS
-) -> dict[str, str]:
+def split_create_options(options: Mapping[str, Any]) -> dict[str, str]:
     """The inverse of ``join_create_options``: the settings keys a generated manifest holds."""
-    text = json.dumps(options, separators=(",", ":"))
-    pieces = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)] or ["{}"]
-    if len(pieces) > _MAX_CREATE_OPTIONS_CHUNKS:
-        raise ManifestError([f"createOptions needs {len(pieces)} chunks; edgeAgent takes 100"])
-    return {_chunk_key(i): piece for i, piece in enumerate(pieces)}
-
-
-def _chunk_key(index: int) -> str:
-    return "createOptions" if index == 0 else f"createOptions{index:02d}"
+    try:
+        return chunks.split_create_options(chunks.create_options_text(dict(options)))
+    except chunks.CreateOptionsError as e:
+        raise ManifestError(e.problems) from e
 
 
 def _schema_version(content: object, section: str) -> str:
@@ -343,6 +308,21 @@ def _all_module_settings(content: Mapping[str, Any]) -> list[tuple[str, Mapping[
     found = [(name, m["settings"]) for name, m in desired["systemModules"].items()]
     found += [(name, m["settings"]) for name, m in desired["modules"].items()]
     return found
+
+
+def image_problems(module: str, image: str) -> list[str]:
+    """Why edgeAgent would refuse ``image`` for ``module`` (empty when it would not)."""
+    # edgeAgent refuses the whole deployment (ConfigFormatError) for an image that starts
+    # with '$': what a template placeholder such as ${MODULES.x} leaves when nothing expanded it.
+    if image.startswith("$") or "${" in image:
+        return [
+            f"{module}: image {image!r} is an unexpanded template placeholder; edgeAgent "
+            "refuses the deployment (generate it with genconfig, which needs the module's "
+            "module.json and the variables it names)"
+        ]
+    if not _IMAGE_REFERENCE.fullmatch(image):
+        return [f"{module}: image {image!r} is not an image reference"]
+    return []
 
 
 def _env(raw: Mapping[str, Any] | None) -> dict[str, str]:

@@ -18,8 +18,6 @@ CLI (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import onnx
-import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
@@ -39,6 +36,13 @@ from classifier.model_spec import (
     OutputKind,
     Preprocessing,
     ResizeMode,
+)
+from cloud_tools.model_file import (
+    ModelFileError,
+    check_embedded_spec,
+    save_atomically,
+    session,
+    write_sha256,
 )
 
 OPSET = 17
@@ -70,21 +74,6 @@ class ExportReport:
             f"{self.input_name} -> {self.output_name}; ONNX Runtime vs Keras on "
             f"{self.checked_samples} samples: max |diff| = {self.max_abs_diff:.2e}"
         )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_sha256(path: Path) -> str:
-    """Writes ``<file>.sha256`` in ``sha256sum`` format (checkable with ``sha256sum -c``)."""
-    digest = sha256_of(path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return digest
 
 
 def random_inputs(spec: ModelSpec, count: int, seed: int = 0) -> np.ndarray:
@@ -158,7 +147,7 @@ def export_keras_model(
     except onnx.checker.ValidationError as e:
         raise ExportError(f"converted model fails the ONNX checker: {e}") from e
 
-    _save_atomically(proto, out_path)
+    save_atomically(proto, out_path)
 
     max_diff, input_name, output_name = _verify(model, spec, out_path, sample, tolerance)
     digest = write_sha256(out_path)
@@ -173,49 +162,18 @@ def export_keras_model(
     )
 
 
-def embed_spec(path: Path, spec: ModelSpec) -> str:
-    """Replaces the spec embedded in an exported file (weights untouched); returns its sha256.
-
-    Training measures accuracy with ONNX Runtime on the exported file, so the final spec
-    can only be written after a first export.
-    """
-    proto = onnx.load_model(str(path))
-    props = {p.key: p.value for p in proto.metadata_props}
-    props[METADATA_KEY] = spec.to_json()
-    onnx.helper.set_model_props(proto, props)
-    _save_atomically(proto, path)
-    _check_embedded_spec(_session(path), spec, path)
-    return write_sha256(path)
-
-
-def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # write beside the target and rename, so a reader never sees a half-written model
-    partial = path.with_name(path.name + ".partial")
-    onnx.save_model(proto, str(partial))
-    os.replace(partial, path)
-
-
-def _session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _check_embedded_spec(session: ort.InferenceSession, spec: ModelSpec, path: Path) -> None:
-    # read back through ONNX Runtime, as the module will, not through the onnx package
-    embedded = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if embedded is None or ModelSpec.from_json(embedded) != spec:
-        raise ExportError(f"{path}: embedded model spec does not read back as written")
-
-
 def _verify(
     model: keras.Model, spec: ModelSpec, path: Path, sample: np.ndarray, tolerance: float
 ) -> tuple[float, str, str]:
-    session = _session(path)
-    _check_embedded_spec(session, spec, path)
-    input_name = session.get_inputs()[0].name
-    output_name = session.get_outputs()[0].name
+    loaded = session(path)
+    try:
+        check_embedded_spec(loaded, spec, path)
+    except ModelFileError as e:
+        raise ExportError(str(e)) from e
+    input_name = loaded.get_inputs()[0].name
+    output_name = loaded.get_outputs()[0].name
     batch = np.ascontiguousarray(sample, dtype=np.float32)
-    onnx_out = session.run([output_name], {input_name: batch})[0]
+    onnx_out = loaded.run([output_name], {input_name: batch})[0]
     keras_out = np.asarray(model.predict(batch, verbose=0))
     if onnx_out.shape != keras_out.shape:
         raise ExportError(f"ONNX output {onnx_out.shape} differs from Keras {keras_out.shape}")

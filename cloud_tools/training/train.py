@@ -35,12 +35,15 @@ from classifier.model_spec import (
     Preprocessing,
     ResizeMode,
 )
+from cloud_tools.model_file import ModelFileError, embed_spec
 from cloud_tools.training import cifar10
-from cloud_tools.training.export import OPSET, ExportError, embed_spec, export_keras_model
+from cloud_tools.training.export import OPSET, ExportError, export_keras_model
 from cloud_tools.training.seed_cnn import (
     INPUT_SHAPE,
+    WeightsMismatchError,
     build_seed_cnn,
     compile_like_the_seed,
+    load_weights_from_onnx,
 )
 
 ARCHITECTURE = (
@@ -153,6 +156,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--name", help="model name (default: seed-cnn-synth10 / seed-cnn-cifar10)")
     p.add_argument("--version", default="1.0.0")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from the weights of a seed CNN ONNX file (fine-tuning), e.g. the default model",
+    )
     args = p.parse_args(argv)
     if args.dataset == "cifar10" and args.data_dir is None:
         p.error("--dataset cifar10 needs --data-dir")
@@ -190,6 +198,9 @@ def train(args: argparse.Namespace) -> ModelSpec:
 
     x_train, x_test = to_model_input(data.train_images), to_model_input(data.test_images)
     model = build_seed_cnn(len(data.labels))
+    if args.init_from is not None:
+        load_weights_from_onnx(model, args.init_from)
+        _log(f"starting from the weights of {args.init_from}")
     compile_like_the_seed(model, args.learning_rate)
     fit_started = time.monotonic()
     history = model.fit(
@@ -225,6 +236,7 @@ def train(args: argparse.Namespace) -> ModelSpec:
                 "momentum": 0.9,
                 "loss": "sparse_categorical_crossentropy",
                 "seed": args.seed,
+                "initial_weights": str(args.init_from.name) if args.init_from else None,
                 "op_determinism": True,
                 "final_train_accuracy": float(history.history["accuracy"][-1]),
                 "fit_duration_s": round(fit_s, 1),
@@ -286,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
         train(args)
-    except (ExportError, cifar10.Cifar10Error) as e:
+    except (ExportError, ModelFileError, cifar10.Cifar10Error, WeightsMismatchError) as e:
         print(f"training failed: {e}", file=sys.stderr)
         return 1
     return 0

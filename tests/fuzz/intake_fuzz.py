@@ -43,6 +43,7 @@ from classifier.engine import InferenceEngine
 from classifier.hub import InboundMessage
 from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
 from tests.fuzz.frame_strategies import Frame, frames
 from tests.support.tiny_models import write_colour_model
@@ -95,7 +96,9 @@ class Harness:
         self.hub = LocalHub()
         self.engine = InferenceEngine.from_path(model)
         self.module = ClassifierModule(
-            self.hub, Pipeline(self.engine, self.config.pipeline, Metrics()), self.config
+            self.hub,
+            Pipeline(ModelStore.serving(self.engine), self.config.pipeline, Metrics()),
+            self.config,
         )
         self.stop = asyncio.Event()
         self.ids = itertools.count(1)

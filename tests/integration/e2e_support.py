@@ -22,7 +22,8 @@ import pytest
 from azure.iot.device.aio import IoTHubModuleClient
 from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 
-from cloud_tools.manifest import load_and_generate
+from cloud_tools.genconfig import device_manifest
+from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
 from simulator.app import Simulator, SimulatorSettings
 from simulator.mqtt.testing import eventually, random_loopback_host
 from simulator.runtime import ModuleCommand
@@ -30,6 +31,13 @@ from simulator.upstream import MessageFilter, StoredMessage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "deployment.template.json"
+CAMERA_LAYER = REPO_ROOT / "layered.camera.template.json"
+GENCONFIG_ENV = {
+    **IOTEDGEDEV_DEFAULTS,
+    "CONTAINER_REGISTRY_SERVER": "registry.invalid",
+    "CONTAINER_REGISTRY_USERNAME": "user",
+    "CONTAINER_REGISTRY_PASSWORD": "password",
+}
 DEVICE = "edge-device"  # SimulatorSettings' default device id
 
 # Sockets the client libraries leak, which would otherwise fail tests run with -W error:
@@ -44,16 +52,9 @@ SDK_SOCKET_LEAK = pytest.mark.filterwarnings(
 
 
 def template_manifest() -> dict[str, Any]:
-    """The repository's own deployment (classifier, synthcam and their routes), generated."""
-    return load_and_generate(
-        TEMPLATE,
-        {"classifier": "local/classifier:e2e", "synthcam": "local/synthcam:e2e"},
-        {
-            "CONTAINER_REGISTRY_USERNAME": "user",
-            "CONTAINER_REGISTRY_PASSWORD": "password",
-            "CONTAINER_REGISTRY_ADDRESS": "registry.invalid",
-        },
-    )
+    """The repository's own deployment as genconfig generates it: the base (classifier) and
+    the demo camera layer (synthcam and its route), composed as IoT Hub would."""
+    return device_manifest(TEMPLATE, [CAMERA_LAYER], "amd64", GENCONFIG_ENV)
 
 
 def deployment(
@@ -85,12 +86,20 @@ def route_to_input(source_module: str, output: str, module: str, input_name: str
 @asynccontextmanager
 async def running_simulator(
     manifest: Mapping[str, Any] | None,
-    commands: Mapping[str, ModuleCommand] | None = None,
+    commands: Mapping[str, ModuleCommand]
+    | Callable[[Path], Mapping[str, ModuleCommand]]
+    | None = None,
 ) -> AsyncIterator[Simulator]:
-    """A started simulator on its own 127.x address; stopped (modules and all) on exit."""
+    """A started simulator on its own 127.x address; stopped (modules and all) on exit.
+
+    ``commands`` may be a function of the simulator's state directory, for modules that keep
+    their data with the simulator's (``simulator.local_modules.repo_module_commands``).
+    """
     # Short and outside pytest's tmp_path: the workload API's unix socket path must stay
     # under the ~108-byte limit.
     state_dir = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
+    if callable(commands):
+        commands = commands(state_dir)
     sim = Simulator(
         SimulatorSettings(
             state_dir=state_dir,

@@ -21,6 +21,7 @@ from classifier.engine import InferenceEngine
 from classifier.hub import InboundMessage
 from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
 from synthcam.frames import DEFAULT_SEED, make_frame
 from tests.conftest import DEFAULT_MODEL
@@ -43,7 +44,9 @@ async def test_camera_frames_through_the_module_match_the_recorded_accuracy() ->
         }
     )
     hub = LocalHub()
-    module = ClassifierModule(hub, Pipeline(engine, config.pipeline, Metrics()), config)
+    module = ClassifierModule(
+        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(module.run(stop))
     await hub.ready.wait()

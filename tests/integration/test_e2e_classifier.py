@@ -69,6 +69,7 @@ async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
             "PYTHONPATH": f"{REPO_ROOT / 'modules' / 'classifier'}:{REPO_ROOT}",
             # A tiny real model with known answers, so no test depends on the trained one.
             "MODEL_PATH": str(model),
+            "MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
         },
     )
     async with running_simulator(template_manifest(), {"classifier": classifier}) as sim:

@@ -132,7 +132,13 @@ async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
         what="the new module running",
     )
     assert upstream.message.message_id == "f-1"
-    assert {k: v for k, v in patch.items() if k != "$version"} == {"threshold": 0.25}
+    # The new deployment's desired properties replace the template's whole: what it drops
+    # reaches the module as nulls, as a JSON merge patch deletes keys.
+    assert {k: v for k, v in patch.items() if k != "$version"} == {
+        "threshold": 0.25,
+        "schemaVersion": None,
+        "inference": None,
+    }
     assert set(sim.manifest.modules) == {"classifier", "synthcam", "sidecar"}
 
 

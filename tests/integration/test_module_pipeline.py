@@ -21,6 +21,7 @@ from classifier.frame_queue import OverflowPolicy
 from classifier.hub import InboundMessage, OutboundMessage
 from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
 from tests.conftest import solid_rgb
 
@@ -46,7 +47,7 @@ class Running:
         self.config = replace(config, pipeline=replace(config.pipeline, **pipeline))  # type: ignore[arg-type]
         self.hub = hub or LocalHub()
         engine = InferenceEngine.from_path(self.config.model_path)
-        self.pipeline = Pipeline(engine, self.config.pipeline, Metrics())
+        self.pipeline = Pipeline(ModelStore.serving(engine), self.config.pipeline, Metrics())
         self.module = ClassifierModule(self.hub, self.pipeline, self.config)
         self.stop = asyncio.Event()
 

@@ -7,6 +7,7 @@ real decode -> preprocess -> ONNX Runtime path, in milliseconds.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -71,5 +72,46 @@ def write_colour_model(
     if embed_spec:
         helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
     onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_versioned_colour_model(path: Path, version: str, reversed_labels: bool = False) -> Path:
+    """The colour model under another version. With ``reversed_labels`` it names its classes
+    blue, green, red, so a red frame scores "blue": predictions show which model served."""
+    labels = tuple(reversed(COLOUR_LABELS)) if reversed_labels else COLOUR_LABELS
+    return write_colour_model(path, replace(colour_spec(), version=version, labels=labels))
+
+
+def write_model_failing_on_batches(path: Path) -> Path:
+    """Scores batches of one (warm-up, self-test) and fails on any larger batch: a reshape to
+    a fixed [1, 3]. A model that passes its checks and then breaks on live traffic."""
+    spec = replace(colour_spec(), version="batch-one")
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, 3])
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Reshape", ["mean", "shape"], ["one"]),
+        helper.make_node("Softmax", ["one"], ["scores"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "batch-one", [x], [y], initializer=[axes, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    helper.set_model_props(model, {METADATA_KEY: spec.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+def write_incompatible_model(path: Path) -> Path:
+    """A graph taking 16x16 frames whose spec promises 32x32: the pipeline would feed it the
+    wrong shape."""
+    write_colour_model(path, replace(colour_spec(size=16), version="incompatible"))
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    helper.set_model_props(
+        model, {METADATA_KEY: replace(colour_spec(), version="incompatible").to_json()}
+    )
     onnx.save(model, str(path))
     return path

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from classifier.config import DEFAULT_MODEL, ModuleConfig
-from classifier.engine import ProviderPolicy
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
+from classifier.providers import ProviderPolicy
 
 
 def test_defaults_need_no_environment() -> None:

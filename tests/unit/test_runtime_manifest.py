@@ -178,3 +178,17 @@ def test_the_schemas_directory_can_be_overridden(monkeypatch, tmp_path):
 def test_a_schemas_directory_without_schemas_is_an_error(tmp_path):
     with pytest.raises(ManifestError, match="no schemas"):
         load_manifest(FIXTURE, schemas_dir=tmp_path)
+
+
+@pytest.mark.parametrize("image", ["${MODULES.classifier}", "$CLASSIFIER_IMAGE", "acr.io/${X}:1"])
+def test_an_unexpanded_image_is_refused_as_edge_agent_refuses_it(document, image):
+    _modules(document)["classifier"]["settings"]["image"] = image
+    [problem] = _problems(document)
+    assert problem.startswith(f"classifier: image {image!r} is an unexpanded template placeholder")
+
+
+def test_an_image_that_is_not_an_image_reference_is_refused(document):
+    _modules(document)["classifier"]["settings"]["image"] = "acr.io/classifier:1:2"
+    assert _problems(document) == [
+        "classifier: image 'acr.io/classifier:1:2' is not an image reference"
+    ]

@@ -18,31 +18,48 @@ import cv2
 from classifier import opencv_limits
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
-from classifier.engine import InferenceEngine
 from classifier.errors import ClassifierError, HubWedgedError
+from classifier.log_format import SyslogSeverityFormatter
 from classifier.metrics import Metrics
-from classifier.pipeline import Pipeline
+from classifier.model_update import start_model
+from classifier.prometheus_endpoint import (
+    ClassifierCollector,
+    IdentityLabels,
+    MetricsEndpoint,
+    MetricsEndpointConfig,
+)
 
 log = logging.getLogger("classifier")
 
 EXIT_WEDGED = 3
 
 
-async def serve(config: ModuleConfig) -> None:
+async def serve(config: ModuleConfig, metrics_config: MetricsEndpointConfig) -> None:
     # Imported here so the scoring command and tests never need the SDK's transport.
     from classifier.iothub_client import SdkHub
 
-    engine = InferenceEngine.from_path(config.model_path, config.engine)
-    engine.warm_up()
+    # The last good model from the cache (re-verified by hash), else the built-in one.
+    startup = await asyncio.to_thread(
+        start_model, config.model_path, config.cache_dir, config.engine
+    )
     metrics = Metrics()
     hub = SdkHub.from_edge_environment(
         config.hub.intake_capacity, config.hub.sas_token_ttl_s, metrics
     )
-    module = ClassifierModule(hub, Pipeline(engine, config.pipeline, metrics), config)
+    module = ClassifierModule.build(hub, config, startup, metrics)
+    pipeline = module.pipeline
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Model info is read through the pipeline at every scrape: a hot swap shows at once.
+    collector = ClassifierCollector(
+        pipeline.metrics,
+        lambda: pipeline.model_info,
+        lambda: pipeline.queued,
+        IdentityLabels.from_env(os.environ),
+    )
+    endpoint = MetricsEndpoint.start(metrics_config, collector)
     backstop = asyncio.create_task(_exit_if_shutdown_hangs(module, config))
     try:
         await module.run(stop)
@@ -54,6 +71,8 @@ async def serve(config: ModuleConfig) -> None:
         os._exit(EXIT_WEDGED)
     finally:
         backstop.cancel()
+        if endpoint is not None:
+            endpoint.stop()
 
 
 async def _exit_if_shutdown_hangs(module: ClassifierModule, config: ModuleConfig) -> None:
@@ -70,20 +89,19 @@ def main() -> int:
     opencv_capped = opencv_limits.applied_before_load
     try:
         config = ModuleConfig.from_env(os.environ)
+        metrics_config = MetricsEndpointConfig.from_env(os.environ)
     except ClassifierError as e:
         print(f"classifier: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(SyslogSeverityFormatter())
+    logging.basicConfig(level=config.log_level, handlers=[handler])
     # OpenCV's own thread pool fights the decode workers for the same cores on small images.
     cv2.setNumThreads(1)
     if not opencv_capped:
         log.warning("OpenCV was loaded before its image-size limits could be set")
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, metrics_config))
     except ClassifierError as e:
         log.error("%s", e)
         return 1

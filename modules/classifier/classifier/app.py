@@ -1,4 +1,9 @@
-"""Wires a ``Hub`` to the scoring pipeline and runs until told to stop.
+"""Wires a ``Hub`` to the scoring pipeline, the model updater and the methods; runs until stopped.
+
+Desired properties: every patch, and the full twin the SDK hands over after a reconnect, is a
+cue to GET the whole desired document and reconcile with it. A patch alone cannot say which
+keys were deleted while the module was away; the full document can, and its ``$version``
+orders it. At start-up the same GET picks up changes made while the module was stopped.
 
 Shutdown order matters: stop intake, let the pipeline score or report what it holds (within
 the grace period), send those outcomes, report the final state, and only then close the hub
@@ -18,9 +23,13 @@ import logging
 from typing import Any
 
 from classifier.config import ModuleConfig
-from classifier.errors import FrameError, FrameErrorCode, HubWedgedError
-from classifier.hub import Hub, InboundMessage, MethodResult
+from classifier.errors import FrameError, FrameErrorCode, HubError, HubWedgedError
+from classifier.hub import Hub, InboundMessage, MethodResult, merge_patch
+from classifier.methods import ModuleMethods
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
+from classifier.model_update import ModelUpdater, Startup
+from classifier.model_update.desired import SCHEMA_VERSION
 from classifier.outbox import Outbox
 from classifier.outcome_messages import sendable
 from classifier.pipeline import Outcome, Pipeline
@@ -32,7 +41,13 @@ log = logging.getLogger(__name__)
 
 
 class ClassifierModule:
-    def __init__(self, hub: Hub, pipeline: Pipeline, config: ModuleConfig) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        pipeline: Pipeline,
+        config: ModuleConfig,
+        updater: ModelUpdater | None = None,
+    ) -> None:
         self.hub = hub
         self.pipeline = pipeline
         self.config = config
@@ -42,6 +57,25 @@ class ClassifierModule:
         self.recent = RecentMessages()
         self.wedged = asyncio.Event()
         self.wedged_reason = ""
+        if updater is None:
+            # Without a cache (scoring files, tests): the twin's settings apply, and model
+            # updates are refused with cache_unavailable.
+            current = pipeline.store.current
+            path = current.engine.model.path
+            startup = Startup(current, None, path, current.info.sha256)
+            updater = ModelUpdater(pipeline, startup, config.updates, config.engine, hub.report)
+        self.updater = updater
+        self.methods = ModuleMethods(pipeline, updater, self.status)
+        self._desired: dict[str, Any] = {}
+
+    @classmethod
+    def build(
+        cls, hub: Hub, config: ModuleConfig, startup: Startup, metrics: Metrics | None = None
+    ) -> ClassifierModule:
+        store = ModelStore(startup.model, config.probation_frames, config.probation_s)
+        pipeline = Pipeline(store, config.pipeline, metrics or Metrics())
+        updater = ModelUpdater(pipeline, startup, config.updates, config.engine, hub.report)
+        return cls(hub, pipeline, config, updater)
 
     async def emit(self, outcome: Outcome) -> None:
         config = self.config
@@ -50,6 +84,7 @@ class ClassifierModule:
     async def run(self, stop: asyncio.Event) -> None:
         self.hub.on_message(self._on_message)
         self.hub.on_method(self._on_method)
+        self.hub.on_desired_properties(self._on_desired)
         self.outbox.start()
         await self.pipeline.start(self.emit)
         await self.hub.connect()
@@ -68,12 +103,16 @@ class ClassifierModule:
             await self.watchdog.watch(self._report_state("running"), hub.outbox.call_timeout_s)
         except TimeoutError:
             log.warning("reporting the running state timed out; the watchdog keeps watching")
+        await self.updater.report_startup()
+        await self._resync(None)
+        info = self.pipeline.model_info
         log.info(
-            "scoring %r on %s with %s (%s)",
+            "scoring %r on %s with %s %s (%s)",
             self.config.input_name,
-            self.pipeline.model_info.provider,
-            self.pipeline.model_info.name,
-            self.pipeline.model_info.sha256[:12],
+            info.provider,
+            info.name,
+            info.version,
+            info.sha256[:12],
         )
         try:
             await stop.wait()
@@ -89,6 +128,7 @@ class ClassifierModule:
         started = asyncio.get_running_loop().time()
         grace_s = self.config.shutdown_grace_s
         await self.pipeline.stop(grace_s)
+        await self.updater.close()
         if not self.wedged.is_set():
             left_s = max(1.0, grace_s - (asyncio.get_running_loop().time() - started))
             await self.outbox.flush(left_s)
@@ -127,36 +167,40 @@ class ClassifierModule:
         await self.pipeline.submit(message)
 
     async def _on_method(self, name: str, payload: Any) -> MethodResult:
-        if name == "get_status":
-            return MethodResult(200, self.status())
-        return MethodResult(404, {"error": f"unknown method {name!r}", "methods": ["get_status"]})
+        return await self.methods.call(name, payload)
+
+    async def _on_desired(self, patch: dict[str, Any]) -> None:
+        await self._resync(patch)
+
+    async def _resync(self, patch: dict[str, Any] | None) -> None:
+        try:
+            self._desired = await self.hub.get_desired_properties()
+        except HubError as e:
+            if patch is None:
+                log.warning("cannot read the desired properties now: %s", e)
+                return
+            # Without the full document, a patch that follows the last one seen still applies.
+            log.warning("desired GET failed (%s): applying the patch alone", e)
+            self._desired = merge_patch(self._desired, patch)
+        await self.updater.reconcile(self._desired)
 
     def status(self) -> dict[str, Any]:
-        info = self.pipeline.model_info
         return {
-            "model": {
-                "name": info.name,
-                "version": info.version,
-                "sha256": info.sha256,
-                "provider": info.provider,
-            },
+            "model": self.pipeline.store.current.describe(),
+            "modelUpdate": self.updater.status.to_dict(),
             "queued": self.pipeline.queued,
             "outbox": self.outbox.depth,
             "metrics": self.metrics.snapshot(),
+            "methods": self.methods.names,
             "time": utc_now(),
         }
 
     async def _report_state(self, state: str) -> None:
-        info = self.pipeline.model_info
         await self.hub.report(
             {
+                "schemaVersion": SCHEMA_VERSION,
                 "state": state,
-                "model": {
-                    "name": info.name,
-                    "version": info.version,
-                    "sha256": info.sha256,
-                    "provider": info.provider,
-                },
+                "model": self.pipeline.store.current.describe(),
                 "updated_at": utc_now(),
             }
         )

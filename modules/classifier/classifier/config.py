@@ -9,21 +9,38 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from classifier.decode_limits import FrameLimits
-from classifier.engine import PROVIDER_NAMES, EngineOptions, ProviderPolicy
+from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
 from classifier.hub_settings import MIN_SAS_TOKEN_TTL_S, HubSettings
 from classifier.intake import DEFAULT_MAX_ENTRIES
+from classifier.model_update import DownloadPolicy, UpdateSettings
+from classifier.model_update.signing import parse_public_key
 from classifier.outbox import OutboxConfig, OutboxPolicy
 from classifier.pipeline import PipelineConfig
+from classifier.providers import PROVIDER_NAMES, ProviderPolicy
 
 # modules/classifier/models: next to the package in the source tree and in the image.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "seed-cnn-synth10.onnx"
+# The module image mounts a volume here (see deployment.template.json).
+DEFAULT_CACHE_DIR = Path("/var/lib/classifier/models")
 
 T = TypeVar("T")
+
+
+class Getter(Protocol):
+    """Reads one variable: parsed, range-checked, its problem recorded, else the default."""
+
+    def __call__(
+        self,
+        name: str,
+        parse: Callable[[str], T],
+        default: T,
+        check: Callable[[T], bool] | None = None,
+    ) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,10 @@ class ModuleConfig:
     errors_output: str = "errors"
     shutdown_grace_s: float = 5.0
     log_level: str = "INFO"
+    cache_dir: Path | None = DEFAULT_CACHE_DIR  # None: model updates off
+    updates: UpdateSettings = field(default_factory=lambda: UpdateSettings(DownloadPolicy()))
+    probation_frames: int = 100
+    probation_s: float = 300.0
     hub: HubSettings = field(default_factory=HubSettings)
 
     @classmethod
@@ -107,36 +128,13 @@ class ModuleConfig:
                 if name.strip()
             ),
         )
-        outbox_default = (
-            OutboxPolicy.BLOCK
-            if pipeline.overflow is OverflowPolicy.BLOCK
-            else OutboxPolicy.DROP_OLDEST
-        )
-        call_timeout_s = get("HUB_CALL_TIMEOUT_S", float, 30.0, lambda v: 0 < v <= 3600)
-        hub = HubSettings(
-            outbox=OutboxConfig(
-                capacity=get("OUTBOX_CAPACITY", int, OutboxConfig.capacity, positive),
-                policy=get("OUTBOX_OVERFLOW_POLICY", OutboxPolicy, outbox_default),
-                send_window=pipeline.emit_concurrency,
-                call_timeout_s=call_timeout_s,
-            ),
-            intake_capacity=get(
-                "INTAKE_CAPACITY", int, HubSettings.intake_capacity, lambda v: v >= 4
-            ),
-            wedge_timeout_s=get(
-                "HUB_WEDGE_TIMEOUT_S", float, HubSettings.wedge_timeout_s, lambda v: v > 0
-            ),
-            probe_interval_s=get(
-                "HUB_PROBE_INTERVAL_S", float, HubSettings.probe_interval_s, lambda v: v > 0
-            ),
-            sas_token_ttl_s=get(
-                "SAS_TOKEN_TTL_S",
-                int,
-                HubSettings.sas_token_ttl_s,
-                lambda v: MIN_SAS_TOKEN_TTL_S <= v <= 365 * 86_400,
-            ),
-        )
+        updates = _update_settings(env, get, problems)
+        cache_dir = env.get("MODEL_CACHE_DIR", str(DEFAULT_CACHE_DIR)).strip()
         config = cls(
+            cache_dir=Path(cache_dir) if cache_dir and cache_dir.lower() != "off" else None,
+            updates=updates,
+            probation_frames=get("MODEL_PROBATION_FRAMES", int, 100, lambda v: 0 <= v <= 10**6),
+            probation_s=get("MODEL_PROBATION_S", float, 300.0, lambda v: 0 <= v <= 86_400),
             model_path=Path(env.get("MODEL_PATH") or DEFAULT_MODEL),
             engine=engine,
             pipeline=pipeline,
@@ -147,11 +145,78 @@ class ModuleConfig:
             log_level=get(
                 "LOG_LEVEL", _log_level, _log_level(env.get("RuntimeLogLevel") or "info")
             ),
-            hub=hub,
+            hub=_hub_settings(get, pipeline),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return config
+
+
+def _update_settings(env: Mapping[str, str], get: Getter, problems: list[str]) -> UpdateSettings:
+    base = DownloadPolicy()
+    ca = env.get("MODEL_DOWNLOAD_CA_FILE", "").strip()
+    if ca and not Path(ca).is_file():
+        problems.append(f"MODEL_DOWNLOAD_CA_FILE={ca!r} is not a file")
+    key_text = env.get("MODEL_SIGNING_PUBLIC_KEY", "").strip()
+    key = None
+    if key_text:
+        try:
+            key = parse_public_key(key_text)
+        except ConfigError as e:
+            problems.append(str(e))
+    policy = DownloadPolicy(
+        allow_http=get("MODEL_ALLOW_HTTP", _boolean, False),
+        max_bytes=get("MODEL_MAX_BYTES", int, base.max_bytes, _positive),
+        min_free_bytes=get("MODEL_MIN_FREE_BYTES", int, base.min_free_bytes, lambda v: v >= 0),
+        connect_timeout_s=get("MODEL_CONNECT_TIMEOUT_S", float, base.connect_timeout_s, _positive),
+        read_timeout_s=get("MODEL_READ_TIMEOUT_S", float, base.read_timeout_s, _positive),
+        attempts=get("MODEL_DOWNLOAD_ATTEMPTS", int, base.attempts, lambda v: 1 <= v <= 100),
+        backoff_s=get("MODEL_DOWNLOAD_BACKOFF_S", float, base.backoff_s, lambda v: v >= 0),
+        ca_file=Path(ca) if ca else None,
+    )
+    return UpdateSettings(
+        download=policy,
+        signing_key=key,
+        retry_s=get("MODEL_RETRY_S", float, 60.0, _positive),
+    )
+
+
+def _hub_settings(get: Getter, pipeline: PipelineConfig) -> HubSettings:
+    outbox_default = (
+        OutboxPolicy.BLOCK
+        if pipeline.overflow is OverflowPolicy.BLOCK
+        else OutboxPolicy.DROP_OLDEST
+    )
+    return HubSettings(
+        outbox=OutboxConfig(
+            capacity=get("OUTBOX_CAPACITY", int, OutboxConfig.capacity, _positive),
+            policy=get("OUTBOX_OVERFLOW_POLICY", OutboxPolicy, outbox_default),
+            send_window=pipeline.emit_concurrency,
+            call_timeout_s=get("HUB_CALL_TIMEOUT_S", float, 30.0, lambda v: 0 < v <= 3600),
+        ),
+        intake_capacity=get("INTAKE_CAPACITY", int, HubSettings.intake_capacity, lambda v: v >= 4),
+        wedge_timeout_s=get(
+            "HUB_WEDGE_TIMEOUT_S", float, HubSettings.wedge_timeout_s, lambda v: v > 0
+        ),
+        probe_interval_s=get(
+            "HUB_PROBE_INTERVAL_S", float, HubSettings.probe_interval_s, lambda v: v > 0
+        ),
+        sas_token_ttl_s=get(
+            "SAS_TOKEN_TTL_S",
+            int,
+            HubSettings.sas_token_ttl_s,
+            lambda v: MIN_SAS_TOKEN_TTL_S <= v <= 365 * 86_400,
+        ),
+    )
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
 
 
 def _positive(value: Any) -> bool:

@@ -1,17 +1,17 @@
-"""ONNX Runtime inference: provider choice, model checks, batching to the model's batch size.
+"""ONNX Runtime inference: model checks, batching to the model's batch size.
 
-ONNX Runtime falls back to the CPU without raising when a GPU provider cannot start (missing
-CUDA or cuDNN libraries, for one). The engine compares what it asked for with what the session
-reports and either fails (``require``) or warns (``prefer``/``auto``), and always reports the
-provider really in use.
+ONNX Runtime falls back down the provider list without raising when a GPU provider cannot
+start (missing CUDA or cuDNN libraries, for one). The engine asks for the chain that
+``providers`` picks, compares it with what the session reports, and always reports both the
+chain asked for and the provider really in use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from classifier.errors import ModelLoadError, ModelSpecError, ProviderError
+from classifier.errors import ModelIncompatibleError, ModelLoadError, ModelSpecError
 from classifier.model_spec import METADATA_KEY, Layout, ModelSpec, OutputKind, sidecar_candidates
+from classifier.providers import ProviderPolicy, ProviderRequest, request_providers
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
-
-PROVIDER_NAMES = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-# Best first; `auto` takes the first of these that this onnxruntime build offers.
-AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
-
-
-class ProviderPolicy(StrEnum):
-    AUTO = "auto"  # best available, warn on fallback
-    PREFER = "prefer"  # the named provider if it starts, else CPU with a warning
-    REQUIRE = "require"  # the named provider or fail
 
 
 @dataclass(frozen=True)
@@ -65,24 +51,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def requested_providers(options: EngineOptions) -> list[str]:
-    available = ort.get_available_providers()
-    if options.provider == "auto":
-        wanted = [PROVIDER_NAMES[p] for p in AUTO_ORDER]
-        return [p for p in wanted if p in available]
-    if options.provider not in PROVIDER_NAMES:
-        raise ProviderError(
-            f"unknown execution provider {options.provider!r}; use auto, {', '.join(PROVIDER_NAMES)}"
-        )
-    name = PROVIDER_NAMES[options.provider]
-    if name not in available:
-        if options.policy is ProviderPolicy.REQUIRE:
-            raise ProviderError(
-                f"{name} is required but this onnxruntime build offers only {available}"
-            )
-        log.warning("%s is not available (have %s); using the CPU", name, available)
-        return ["CPUExecutionProvider"]
-    return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
+def requested_providers(
+    options: EngineOptions, available: Sequence[str] | None = None
+) -> ProviderRequest:
+    """The provider chain for ``options`` on this onnxruntime build (or ``available``)."""
+    offered = ort.get_available_providers() if available is None else available
+    return request_providers(options.provider, options.policy, offered)
 
 
 def read_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
@@ -101,10 +75,17 @@ def read_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
 class InferenceEngine:
     """One loaded model. ``run`` is called from one worker thread at a time."""
 
-    def __init__(self, session: ort.InferenceSession, model: LoadedModel, provider: str) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        model: LoadedModel,
+        provider: str,
+        requested: tuple[str, ...] = (),
+    ) -> None:
         self.session = session
         self.model = model
-        self.provider = provider
+        self.provider = provider  # the provider that really runs the model
+        self.requested = requested or (provider,)  # the chain asked for, best first
         inp = session.get_inputs()[0]
         self._input_name = inp.name
         self._output_name = session.get_outputs()[0].name
@@ -117,24 +98,22 @@ class InferenceEngine:
         options = options or EngineOptions()
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
-        providers = requested_providers(options)
+        request = requested_providers(options)
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = options.intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            session = ort.InferenceSession(str(path), session_options, providers=providers)
+            session = ort.InferenceSession(
+                str(path), session_options, providers=list(request.providers)
+            )
         except Exception as e:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
             raise ModelLoadError(f"ONNX Runtime cannot load {path}: {e}") from e
         in_use = session.get_providers()[0]
-        if in_use != providers[0]:
-            message = f"asked for {providers[0]} but ONNX Runtime runs {path.name} on {in_use}"
-            if options.policy is ProviderPolicy.REQUIRE:
-                raise ProviderError(message)
-            log.warning("silent provider fallback: %s", message)
+        request.check_in_use(in_use, path.name)
         spec = read_spec(path, session)
         model = LoadedModel(path=path, sha256=file_sha256(path), spec=spec)
-        engine = cls(session, model, in_use)
+        engine = cls(session, model, in_use, request.providers)
         engine.check_signature()
         return engine
 
@@ -142,7 +121,7 @@ class InferenceEngine:
         pre = self.model.spec.preprocessing
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise ModelLoadError(f"expected one image input, the model has {len(inputs)}")
+            raise ModelIncompatibleError(f"expected one image input, the model has {len(inputs)}")
         shape = inputs[0].shape
         expected: tuple[int, int, int] = (
             (pre.channels, pre.height, pre.width)
@@ -150,16 +129,18 @@ class InferenceEngine:
             else (pre.height, pre.width, pre.channels)
         )
         if len(shape) != 4:
-            raise ModelLoadError(f"input {inputs[0].name} has rank {len(shape)}, expected 4")
+            raise ModelIncompatibleError(
+                f"input {inputs[0].name} has rank {len(shape)}, expected 4"
+            )
         for got, want in zip(shape[1:], expected, strict=True):
             if isinstance(got, int) and got != want:
-                raise ModelLoadError(
+                raise ModelIncompatibleError(
                     f"input shape {shape} does not match the spec's {pre.layout} {expected}"
                 )
         outputs = self.session.get_outputs()
         classes = outputs[0].shape[-1]
         if isinstance(classes, int) and classes != len(self.model.spec.labels):
-            raise ModelLoadError(
+            raise ModelIncompatibleError(
                 f"the model outputs {classes} classes but the spec lists "
                 f"{len(self.model.spec.labels)} labels"
             )

@@ -4,12 +4,17 @@
     ├── ConfigError              bad environment or twin settings (rejected whole)
     ├── ModelError               a model cannot be used
     │   ├── ModelSpecError       its self-description (metadata or sidecar) is missing or invalid
-    │   ├── ModelLoadError       ONNX Runtime refused the file, or its inputs/outputs do not fit
+    │   ├── ModelLoadError       ONNX Runtime refused the file
+    │   │   └── ModelIncompatibleError  its inputs/outputs do not fit its spec or the pipeline
     │   └── ProviderError        a required execution provider is not available
     ├── FrameError               one frame cannot be scored (carries a stable ``code``)
+    ├── ModelUpdateError         a model update through the twin failed (carries a ``code``)
     └── HubError                 the IoT Hub / edgeHub transport failed
         ├── OutboundRejectedError    edgeHub or the SDK refuses this message: retrying cannot help
         └── HubWedgedError           connected by the SDK's account, but calls stopped completing
+
+A ``ModelUpdateError`` never stops the module: the model that served before keeps serving, and
+the code and reason are reported in the twin's reported properties.
 
 A ``FrameError`` never stops the stream: the pipeline counts it, reports it on the ``errors``
 output and moves on. Its ``code`` values are part of the published error schema.
@@ -37,6 +42,10 @@ class ModelSpecError(ModelError):
 
 
 class ModelLoadError(ModelError):
+    pass
+
+
+class ModelIncompatibleError(ModelLoadError):
     pass
 
 
@@ -83,3 +92,43 @@ class FrameError(ClassifierError):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+
+
+class UpdateErrorCode(StrEnum):
+    """Why a model update failed; reported as ``modelUpdate.error.code``. Stable values."""
+
+    INVALID_DESIRED = "invalid_desired"  # the desired properties failed validation
+    UNSUPPORTED_URL = "unsupported_url"  # not https, file or (when allowed) http
+    INSECURE_URL = "insecure_url"  # plain http on a device that does not allow it
+    SAS_EXPIRED = "sas_expired"  # the storage refused a SAS whose expiry has passed
+    ACCESS_DENIED = "access_denied"  # 401/403 for another reason
+    NOT_FOUND = "not_found"  # 404, or a missing file:// path
+    HTTP_ERROR = "http_error"  # any other refusal by the server
+    DOWNLOAD_FAILED = "download_failed"  # network errors or 5xx after every retry
+    DOWNLOAD_TIMEOUT = "download_timeout"  # connect or read timeouts after every retry
+    TRUNCATED = "truncated"  # the body ended early on every attempt
+    TOO_LARGE = "too_large"  # larger than MODEL_MAX_BYTES
+    SIZE_MISMATCH = "size_mismatch"  # not the size the desired properties promised
+    INSUFFICIENT_DISK = "insufficient_disk"  # the download would not leave the reserve free
+    SHA256_MISMATCH = "sha256_mismatch"
+    SIGNATURE_REQUIRED = "signature_required"  # the device has a key; the model is unsigned
+    SIGNATURE_INVALID = "signature_invalid"
+    MODEL_INVALID = "model_invalid"  # ONNX Runtime refuses the file, or its spec is bad
+    MODEL_INCOMPATIBLE = "model_incompatible"  # inputs/outputs do not fit the pipeline
+    PROVIDER_UNAVAILABLE = "provider_unavailable"  # a required execution provider is missing
+    SELF_TEST_FAILED = "self_test_failed"
+    FAILED_ON_LIVE_FRAMES = "failed_on_live_frames"  # inference failed on probation: rolled back
+    ROLLED_BACK = "rolled_back"  # the rollback method put the previous model back
+    CRASHED_WHILE_LOADING = "crashed_while_loading"  # the process died while trying the model
+    CACHE_UNAVAILABLE = "cache_unavailable"  # MODEL_CACHE_DIR cannot be written
+    CACHE_CORRUPT = "cache_corrupt"  # a cached model no longer matches its sha256
+
+
+class ModelUpdateError(ClassifierError):
+    def __init__(self, code: UpdateErrorCode, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "reason": self.reason}

@@ -73,3 +73,16 @@ class Hub(Protocol):
     async def report(self, patch: dict[str, Any]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def merge_patch(doc: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A twin patch applied to a document (JSON merge patch: null deletes a key)."""
+    merged = dict(doc)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -19,6 +19,7 @@ from classifier.hub import (
     MethodHandler,
     MethodResult,
     OutboundMessage,
+    merge_patch,
 )
 
 
@@ -26,7 +27,8 @@ class LocalHub:
     def __init__(self, desired: dict[str, Any] | None = None) -> None:
         self.sent: dict[str, list[OutboundMessage]] = defaultdict(list)
         self.reported: dict[str, Any] = {}
-        self.desired: dict[str, Any] = dict(desired or {})
+        # Like the twin, the desired document carries a $version that every change increments.
+        self.desired: dict[str, Any] = dict(desired or {}) | {"$version": 1}
         self.connected = False
         self.renewals = 0
         self.ready = asyncio.Event()  # set on connect: the module is ready for input
@@ -60,7 +62,7 @@ class LocalHub:
         return dict(self.desired)
 
     async def report(self, patch: dict[str, Any]) -> None:
-        _merge(self.reported, patch)
+        self.reported = merge_patch(self.reported, patch)
 
     async def close(self) -> None:
         self.connected = False
@@ -73,22 +75,13 @@ class LocalHub:
         await self._message_handler(message)
 
     async def push_desired(self, patch: dict[str, Any]) -> None:
-        _merge(self.desired, patch)
+        """Changes the desired document as the service would, then notifies the module."""
+        version = int(self.desired["$version"]) + 1
+        self.desired = merge_patch(self.desired, patch) | {"$version": version}
         if self._desired_handler is not None:
-            await self._desired_handler(patch)
+            await self._desired_handler(patch | {"$version": version})
 
     async def call_method(self, name: str, payload: Any) -> MethodResult:
         if self._method_handler is None:
             return MethodResult(501, {"error": f"no handler for {name}"})
         return await self._method_handler(name, payload)
-
-
-def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    """JSON merge patch, as the twin applies it: null deletes a key."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = value

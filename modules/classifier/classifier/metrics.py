@@ -1,6 +1,8 @@
-"""In-process counters and latency histograms. Later exporters read ``snapshot()``.
+"""In-process counters and latency histograms. ``snapshot()`` summarises them for the
+``get_status`` method; ``export()`` hands the raw buckets to the Prometheus endpoint.
 
 Histograms use fixed log-spaced buckets so memory stays constant however long the module runs.
+Sizes (frames per batch) are counted per exact value: they are small integers.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 # 0.05 ms .. ~105 s, each bucket 1.25x the previous: percentiles within 12.5%.
@@ -51,6 +54,24 @@ class Histogram:
         }
 
 
+@dataclass(frozen=True)
+class HistogramExport:
+    """A histogram's raw state: ``counts[i]`` observations in (bounds[i-1], bounds[i]], the
+    last one above every bound."""
+
+    bounds_ms: tuple[float, ...]
+    counts: tuple[int, ...]
+    total: int
+    sum_ms: float
+
+
+@dataclass(frozen=True)
+class MetricsExport:
+    counters: dict[str, int]
+    histograms: dict[str, HistogramExport]
+    sizes: dict[str, dict[int, int]]
+
+
 class Metrics:
     """Thread-safe: decode and inference threads record into it too."""
 
@@ -58,6 +79,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter()
         self.histograms: dict[str, Histogram] = {}
+        self.sizes: dict[str, Counter[int]] = {}
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -69,6 +91,22 @@ class Metrics:
             if hist is None:
                 hist = self.histograms[name] = Histogram()
             hist.observe(value_ms)
+
+    def observe_size(self, name: str, size: int) -> None:
+        with self._lock:
+            self.sizes.setdefault(name, Counter())[size] += 1
+
+    def export(self) -> MetricsExport:
+        """A consistent copy of everything, taken under the lock."""
+        with self._lock:
+            return MetricsExport(
+                counters=dict(self.counters),
+                histograms={
+                    name: HistogramExport(_BOUNDS_MS, tuple(h.counts), h.total, h.sum_ms)
+                    for name, h in self.histograms.items()
+                },
+                sizes={name: dict(counts) for name, counts in self.sizes.items()},
+            )
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

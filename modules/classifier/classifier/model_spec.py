@@ -67,6 +67,15 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
+class SelfTest:
+    """A golden input and the answer the model must give, checked before a model goes live."""
+
+    image_base64: str  # an encoded image (JPEG, PNG or BMP), decoded as frames are
+    label: str
+    min_confidence: float = 0.0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     version: str
@@ -75,9 +84,12 @@ class ModelSpec:
     output: OutputKind = OutputKind.PROBABILITIES
     # free-form provenance: dataset, accuracy, training seed, ...
     info: dict[str, Any] = field(default_factory=dict)
+    self_test: SelfTest | None = None
 
     def to_json(self) -> str:
         doc = asdict(self)
+        if self.self_test is None:
+            del doc["self_test"]
         doc["spec_version"] = SPEC_VERSION
         return json.dumps(doc, sort_keys=True)
 
@@ -121,6 +133,7 @@ class ModelSpec:
                 preprocessing=preprocessing,
                 output=OutputKind(doc.get("output", OutputKind.PROBABILITIES)),
                 info=dict(doc.get("info", {})),
+                self_test=_self_test(doc.get("self_test")),
             )
         except KeyError as e:
             raise ModelSpecError(f"model spec lacks required field {e.args[0]!r}") from e
@@ -129,7 +142,23 @@ class ModelSpec:
         _check_channels(spec.preprocessing)
         if not spec.labels:
             raise ModelSpecError("model spec has no labels")
+        if spec.self_test is not None and spec.self_test.label not in spec.labels:
+            raise ModelSpecError(f"self_test label {spec.self_test.label!r} is not a model label")
         return spec
+
+
+def _self_test(doc: Any) -> SelfTest | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ModelSpecError("'self_test' must be an object")
+    image, label = doc.get("image_base64"), doc.get("label")
+    if not isinstance(image, str) or not image or not isinstance(label, str):
+        raise ModelSpecError("'self_test' needs 'image_base64' and 'label' strings")
+    confidence = _finite(doc.get("min_confidence", 0.0), "min_confidence")
+    if not 0.0 <= confidence <= 1.0:
+        raise ModelSpecError("'self_test.min_confidence' must be in 0..1")
+    return SelfTest(image, label, confidence)
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -3,11 +3,14 @@
 Stages and why they sit where they do:
 - intake runs on the event loop and does only cheap checks, so a flood of messages never
   waits behind decoding; the bounded frame queue applies the overflow policy right there.
-- the assembler takes a micro-batch (``max_batch`` or ``max_wait_ms``, whichever first) and
-  decodes it in a thread pool, one call per chunk rather than per frame to keep hand-off
+- the assembler takes a micro-batch (``max_batch`` or ``max_wait_ms``, whichever first), reads
+  the serving model from the ``ModelStore`` once for the whole batch (so a hot swap lands
+  between batches, never inside one) and decodes the batch for that model in a thread pool, one call per chunk rather than per frame to keep hand-off
   overhead low; OpenCV releases the GIL, so decode overlaps inference of the previous batch.
-- the inference stage runs the batch in its own single worker thread (ONNX Runtime releases
-  the GIL in ``run``), then queues one outcome per frame.
+- the inference stage runs the batch on the model it was decoded for, in its own single worker
+  thread (ONNX Runtime releases the GIL in ``run``), then queues one outcome per frame. When a
+  model on probation after a swap fails, the store hands back the previous model and the
+  batch is decoded and scored again on it: the frames still get predictions.
 - emitters send outcomes concurrently, because a real send waits for edgeHub's PUBACK.
 Every failure is per frame: it becomes a ``FrameFailure`` outcome and the stream goes on.
 """
@@ -19,21 +22,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from classifier.decode import decode_frame
 from classifier.decode_limits import FrameLimits
-from classifier.engine import InferenceEngine
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
 from classifier.hub import InboundMessage
 from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore, ServingModel
 from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels
-from classifier.preprocess import FloatArray, Preprocessor
+from classifier.preprocess import FloatArray
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +70,23 @@ class _Prepared:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Batch:
+    model: ServingModel  # the model every frame of the batch was decoded for
+    items: list[_Prepared]
+
+
 class Pipeline:
-    def __init__(self, engine: InferenceEngine, config: PipelineConfig, metrics: Metrics) -> None:
-        self.engine = engine
+    def __init__(self, store: ModelStore, config: PipelineConfig, metrics: Metrics) -> None:
+        self.store = store
         self.config = config
         self.metrics = metrics
         self._emit: Emit | None = None
-        self._preprocess = Preprocessor(engine.model.spec.preprocessing)
-        spec = engine.model.spec
-        self.model_info = ModelInfo(spec.name, spec.version, engine.model.sha256, engine.provider)
         self._queue: FrameQueue[FrameRequest] = FrameQueue(
             config.queue_capacity, config.overflow, self._dropped
         )
         # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
-        self._batches: asyncio.Queue[list[_Prepared]] = asyncio.Queue(maxsize=1)
+        self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
         # Failures are put without waiting (they may come from sync callbacks); predictions,
         # and each new message at intake, wait for room below the high-water mark, so a hub
         # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
@@ -201,33 +208,56 @@ class Pipeline:
         # Outcomes queued or in an emitter's hands (task_done comes after the hand-off).
         return self._outcomes_put - self._outcomes_done
 
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.store.current.info
+
+    def apply_settings(self, **changes: Any) -> PipelineConfig:
+        """Changes settings that take effect from the next batch (top_k, threshold, batching).
+
+        The config is replaced whole, so every stage sees either the old or the new one.
+        """
+        self.config = replace(self.config, **changes)
+        return self.config
+
     # -- stages -------------------------------------------------------------------------
 
     async def _assemble(self) -> None:
-        loop = asyncio.get_running_loop()
-        workers = self.config.decode_workers
         while True:
             requests = await self._queue.get_batch(
                 self.config.max_batch, self.config.max_wait_ms / 1000
             )
             self._in_flight.update((id(r), r) for r in requests)
-            picked = time.monotonic()
-            size = -(-len(requests) // workers)
-            chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
-            parts = await asyncio.gather(
-                *(loop.run_in_executor(self._decode_pool, self._prepare, c, picked) for c in chunks)
-            )
-            await self._batches.put([p for part in parts for p in part])
+            model = self.store.current
+            items = await self._decode(model, requests, time.monotonic())
+            await self._batches.put(_Batch(model, items))
 
-    def _prepare(self, requests: list[FrameRequest], picked_s: float) -> list[_Prepared]:
+    async def _decode(
+        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
+    ) -> list[_Prepared]:
+        loop = asyncio.get_running_loop()
+        size = -(-len(requests) // self.config.decode_workers)
+        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._decode_pool, self._prepare, model, c, picked_s)
+                for c in chunks
+            )
+        )
+        return [p for part in parts for p in part]
+
+    def _prepare(
+        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
+    ) -> list[_Prepared]:
         out = []
+        preprocess = model.preprocessor
         for request in requests:
             item = _Prepared(request, timings_ms={"queue": (picked_s - request.received_s) * 1000})
             try:
                 if request.rejected is not None:
                     raise request.rejected
-                image = decode_frame(request, self.config.limits, self._preprocess.spec)
-                item.tensor = self._preprocess(image)
+                image = decode_frame(request, self.config.limits, preprocess.spec)
+                item.tensor = preprocess(image)
                 item.width, item.height = image.width, image.height
                 item.timings_ms.update(image.timings_ms)
             except FrameError as e:
@@ -239,41 +269,52 @@ class Pipeline:
         return out
 
     async def _infer(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_outcome_room()
             batch = await self._batches.get()
             try:
-                await self._infer_batch(loop, batch)
+                for p in batch.items:
+                    if p.error is not None:
+                        self._settle(p, FrameFailure(p.request.meta, p.error))
+                await self._score(batch.model, [p for p in batch.items if p.tensor is not None])
             except Exception as e:  # one batch's surprise must not end the stage
-                log.exception("unexpected error scoring a batch of %d", len(batch))
-                for p in batch:
+                log.exception("unexpected error scoring a batch of %d", len(batch.items))
+                error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
+                for p in batch.items:
                     if id(p.request) in self._in_flight:
-                        self._fail(
-                            p.request.meta, FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
-                        )
-            for p in batch:
+                        self._settle(p, FrameFailure(p.request.meta, error))
+            for p in batch.items:
                 self._in_flight.pop(id(p.request), None)
             self._update_idle()
 
-    async def _infer_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Prepared]) -> None:
-        good = [p for p in batch if p.tensor is not None]
-        for p in batch:
-            if p.error is not None:
-                self._settle(p, FrameFailure(p.request.meta, p.error))
+    async def _score(self, model: ServingModel, good: list[_Prepared]) -> None:
         if not good:
             return
+        loop = asyncio.get_running_loop()
         tensor = np.stack([p.tensor for p in good if p.tensor is not None])
         started = time.perf_counter()
         try:
-            scores = await loop.run_in_executor(self._infer_pool, self.engine.run, tensor)
+            scores = await loop.run_in_executor(self._infer_pool, model.engine.run, tensor)
         except Exception as e:  # ONNX Runtime raises untyped errors
-            log.exception("inference failed for a batch of %d", len(good))
+            log.exception("inference failed for a batch of %d on %s", len(good), model.info.name)
+            fallback = self.store.inference_failed(model, str(e))
+            if fallback is not None:
+                # The frames were decoded for the failed model's input; decode them again
+                # for the model that serves now, then score them there.
+                self.metrics.count("batches_rescored")
+                requests = [p.request for p in good]
+                again = await self._decode(fallback, requests, time.monotonic())
+                for p in again:
+                    if p.error is not None:
+                        self._settle(p, FrameFailure(p.request.meta, p.error))
+                await self._score(fallback, [p for p in again if p.tensor is not None])
+                return
             for p in good:
                 error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
                 self._settle(p, FrameFailure(p.request.meta, error))
         else:
-            self._predicted(good, scores, (time.perf_counter() - started) * 1000)
+            self._predicted(model, good, scores, (time.perf_counter() - started) * 1000)
+            self.store.served(model, len(good))
 
     def _settle(self, prepared: _Prepared, outcome: Outcome) -> None:
         """Queues a frame's one outcome and marks it done, so a later failure in the same
@@ -286,11 +327,15 @@ class Pipeline:
         self._outcomes_put += 1
         self._outcomes.put_nowait(outcome)
 
-    def _predicted(self, batch: list[_Prepared], scores: FloatArray, infer_ms: float) -> None:
-        labels = self.engine.model.spec.labels
+    def _predicted(
+        self, model: ServingModel, batch: list[_Prepared], scores: FloatArray, infer_ms: float
+    ) -> None:
+        labels = model.engine.model.spec.labels
+        config = self.config
         now = time.monotonic()
         self.metrics.count("batches")
         self.metrics.observe("inference_batch", infer_ms)
+        self.metrics.observe_size("batch_size", len(batch))
         for p, row in zip(batch, scores, strict=True):
             timings = p.timings_ms | {"inference": infer_ms, "batch_size": float(len(batch))}
             timings["total"] = (now - p.request.received_s) * 1000
@@ -298,7 +343,7 @@ class Pipeline:
                 if stage in timings:
                     self.metrics.observe(stage, timings[stage])
             try:
-                top = top_labels(row, labels, self.config.top_k, self.config.confidence_threshold)
+                top = top_labels(row, labels, config.top_k, config.confidence_threshold)
             except Exception as e:  # e.g. a model whose output does not fit its labels
                 log.exception("could not rank the scores of frame %r", p.request.meta.frame_id)
                 error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
@@ -307,7 +352,7 @@ class Pipeline:
             prediction = Prediction(
                 meta=p.request.meta,
                 labels=top,
-                model=self.model_info,
+                model=model.info,
                 timings_ms=timings,
                 width=p.width,
                 height=p.height,

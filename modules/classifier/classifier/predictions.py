@@ -30,7 +30,18 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
-    provider: str
+    provider: str  # the execution provider that really runs the model
+    providers_requested: tuple[str, ...] = ()  # the chain asked for, best first
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as the status method and the reported properties show it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "provider": self.provider,
+            "providers_requested": list(self.providers_requested),
+        }
 
 
 @dataclass(frozen=True)

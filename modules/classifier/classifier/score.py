@@ -31,6 +31,7 @@ from classifier.frame_queue import OverflowPolicy
 from classifier.hub import InboundMessage
 from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".json"}
@@ -60,7 +61,9 @@ async def score_files(
     """Scores ``files``; those that cannot be read are put in ``unreadable`` with why."""
     engine = InferenceEngine.from_path(config.model_path, config.engine)
     hub = LocalHub()
-    module = ClassifierModule(hub, Pipeline(engine, config.pipeline, Metrics()), config)
+    module = ClassifierModule(
+        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
+    )
     stop = asyncio.Event()
     running = asyncio.create_task(module.run(stop))
     await hub.ready.wait()

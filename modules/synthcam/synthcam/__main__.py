@@ -22,6 +22,9 @@ from azure.iot.device.aio import IoTHubModuleClient
 from synthcam.frames import DEFAULT_SEED, make_frame
 
 log = logging.getLogger("synthcam")
+# The edgeHub output frames go to, and the variable that renames it (endpoints.json).
+OUTPUT_ENV = "OUTPUT"
+DEFAULT_OUTPUT = "frames"
 
 
 def _int(name: str, default: int) -> int:
@@ -38,7 +41,7 @@ async def run() -> None:
         _int("FRAME_COUNT", 0),
     )
     source = os.environ.get("SOURCE_ID") or os.environ.get("IOTEDGE_MODULEID") or "synthcam"
-    output = os.environ.get("OUTPUT") or "frames"
+    output = os.environ.get(OUTPUT_ENV) or DEFAULT_OUTPUT
     if fps <= 0 or width < 8 or height < 8:
         raise ValueError("FPS must be > 0 and WIDTH/HEIGHT at least 8")
 

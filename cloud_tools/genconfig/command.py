@@ -1,0 +1,72 @@
+"""``python -m cloud_tools genconfig -f TEMPLATE -P PLATFORM``: iotedgedev's genconfig, checked."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from cloud_tools.genconfig.deployment import prepare, write_manifest
+from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS, load_environment
+from cloud_tools.genconfig.errors import GenconfigError
+
+HELP = "expand a deployment template into config/<name>.<platform>.json, as iotedgedev does"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "genconfig",
+        help=HELP,
+        description=(
+            f"{HELP}. Variables come from the environment and .env (DOTENV_FILE names another "
+            "file); images from modules/<folder>/module.json. The result is checked (schemas, "
+            "no '$' left, routes against the modules' endpoints, images against module.json) "
+            "and nothing is written when a check fails. A layered template is checked on top "
+            "of its base."
+        ),
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="template",
+        type=Path,
+        default=None,
+        help="deployment template (default: $DEPLOYMENT_CONFIG_TEMPLATE_FILE, "
+        f"{IOTEDGEDEV_DEFAULTS['DEPLOYMENT_CONFIG_TEMPLATE_FILE']})",
+    )
+    parser.add_argument(
+        "-P",
+        "--platform",
+        default=None,
+        help=f"target platform (default: $DEFAULT_PLATFORM, {IOTEDGEDEV_DEFAULTS['DEFAULT_PLATFORM']})",
+    )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="for a layered template: the base deployment template it is checked on "
+        "(default: the deployment template beside it)",
+    )
+    parser.add_argument(
+        "--fail-on-validation-error",
+        action="store_true",
+        help="accepted for iotedgedev compatibility; validation failures always fail here",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cwd = Path.cwd()
+    env = load_environment(cwd, os.environ)
+    template = args.template or cwd / env["DEPLOYMENT_CONFIG_TEMPLATE_FILE"]
+    platform = args.platform or env["DEFAULT_PLATFORM"]
+    try:
+        generated = prepare(template, platform, env, base=args.base)
+    except GenconfigError as e:
+        print("genconfig: refused, nothing written:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    path = write_manifest(generated, cwd)
+    print(f"genconfig: {template} -> {path.relative_to(cwd) if path.is_relative_to(cwd) else path}")
+    return 0
