@@ -99,10 +99,7 @@ class ClassifierModule:
             ),
             name="hub-watchdog",
         )
-        try:
-            await self.watchdog.watch(self._report_state("running"), hub.outbox.call_timeout_s)
-        except TimeoutError:
-            log.warning("reporting the running state timed out; the watchdog keeps watching")
+        await self._report_state("running")
         await self.updater.report_startup()
         await self._resync(None)
         info = self.pipeline.model_info

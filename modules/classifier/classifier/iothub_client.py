@@ -61,6 +61,7 @@ class SdkHub:
         self._method_handler: MethodHandler | None = None
         # Overflow policy "stop receiving" (see the module doc): full, arrivals wait for room.
         self._intake: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=intake_capacity)
+        self._admission = asyncio.Lock()
         self._pause_at = max(2, intake_capacity // 2)
         self._resume_at = intake_capacity // 4
         self._receiving = True  # the wanted state; _flow_task makes the SDK follow it
@@ -235,7 +236,10 @@ class SdkHub:
         await asyncio.wrap_future(admitted)
 
     async def _admit(self, inbound: InboundMessage) -> None:
-        await self._intake.put(inbound)
+        # asyncio.Queue lets a new put past putters it has just woken; the lock queues them
+        # strictly in arrival order, so no message overtakes one that waits for room.
+        async with self._admission:
+            await self._intake.put(inbound)
         depth = self._intake.qsize()
         self.intake_peak = max(self.intake_peak, depth)
         if self._receiving and depth >= self._pause_at:
