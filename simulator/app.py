@@ -24,6 +24,7 @@ from simulator.identity import Registry
 from simulator.jsondoc import JsonObject
 from simulator.manifest import DeploymentManifest, ManifestError, parse_manifest
 from simulator.mqtt import MqttServer
+from simulator.mqtt.session_store import SessionStore
 from simulator.routing import Router, parse_routes
 from simulator.runtime import EdgeRuntimeSettings, LocalRuntime, ModuleCommand
 from simulator.service_api import ServiceApi
@@ -66,6 +67,7 @@ class Simulator:
         self.upstream: UpstreamStore | None = None
         self.edgehub: EdgeHub | None = None
         self.mqtt: MqttServer | None = None
+        self.sessions: SessionStore | None = None
         self.service_api: ServiceApi | None = None
         self.workload_api: WorkloadApi | None = None
         self.runtime: LocalRuntime | None = None
@@ -82,8 +84,10 @@ class Simulator:
             s.state_dir / "certs", [s.address, "localhost", *s.extra_cert_names]
         )
         self.upstream = UpstreamStore.open(s.state_dir / "upstream.sqlite")
-        self.edgehub = EdgeHub(self.registry, self.twins, self.upstream, Router([]))
-        self.mqtt = MqttServer(self.edgehub, self.certs.server_ssl_context())
+        # Persistent sessions survive a restart, as edgeHub's do (mqtt/session_store.py).
+        self.sessions = SessionStore.open(s.state_dir / "sessions.sqlite")
+        self.edgehub = EdgeHub(self.registry, self.twins, self.upstream, Router([]), self.sessions)
+        self.mqtt = MqttServer(self.edgehub, self.certs.server_ssl_context(), store=self.sessions)
         self.edgehub.attach(self.mqtt)
         await self.mqtt.start(s.address, s.mqtt_port)
         self.service_api = ServiceApi(
@@ -132,6 +136,8 @@ class Simulator:
             self.edgehub.close()
         if self.upstream is not None:
             self.upstream.close()
+        if self.sessions is not None:
+            self.sessions.close()
 
     async def __aenter__(self) -> Simulator:
         return self

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from classifier.decode import FrameLimits, decode_frame
+from classifier.decode import decode_frame
+from classifier.decode_limits import FrameLimits
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
 from classifier.hub import InboundMessage
-from classifier.intake import frame_requests, message_meta
+from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
 from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels
@@ -55,6 +56,7 @@ class PipelineConfig:
     decode_workers: int = 2
     emit_concurrency: int = 8
     passthrough_properties: tuple[str, ...] = ()
+    max_request_entries: int = DEFAULT_MAX_ENTRIES
     limits: FrameLimits = field(default_factory=FrameLimits)
 
 
@@ -85,12 +87,16 @@ class Pipeline:
         )
         # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
         self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
-        # Failures are put without waiting (they may come from sync callbacks); predictions
-        # wait for room below the high-water mark, so a slow hub pushes back on the queue.
+        # Failures are put without waiting (they may come from sync callbacks); predictions,
+        # and each new message at intake, wait for room below the high-water mark, so a hub
+        # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
+        # the mark plus one message's frames and one batch.
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._outcome_high_water = max(32, 4 * config.max_batch)
         self._outcome_room = asyncio.Event()
         self._outcome_room.set()
+        self._outcomes_put = 0
+        self._outcomes_done = 0
         self._decode_pool = ThreadPoolExecutor(config.decode_workers, "decode")
         self._infer_pool = ThreadPoolExecutor(1, "infer")
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,23 +120,48 @@ class Pipeline:
         ]
 
     async def submit(self, message: InboundMessage) -> None:
-        """Accepts one message from the frames input. Never raises for bad input."""
+        """Accepts one message from the frames input. Never raises for bad input: whatever
+        goes wrong with one message becomes its error outcome, and the stream goes on."""
         self.metrics.count("messages_received")
+        try:
+            await self._submit(message)
+        except Exception as e:  # no input may stop the stream; the code says it was unforeseen
+            log.exception("unexpected error taking in a message")
+            self.fail_message(message, FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e)))
+
+    def fail_message(self, message: InboundMessage, error: FrameError) -> None:
+        """Reports one outcome for a whole message that is not scored."""
+        self._fail(message_meta(message, self.config.passthrough_properties), error)
+
+    async def _wait_for_outcome_room(self) -> None:
+        while self._outcomes.qsize() >= self._outcome_high_water:
+            self._outcome_room.clear()
+            await self._outcome_room.wait()
+
+    async def _submit(self, message: InboundMessage) -> None:
+        await self._wait_for_outcome_room()
         if not self._accepting:
-            meta = message_meta(message, self.config.passthrough_properties)
-            self._fail(meta, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
+            self.fail_message(message, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
             return
         try:
             requests = frame_requests(
-                message, self.config.limits.max_frame_bytes, self.config.passthrough_properties
+                message,
+                self.config.limits.max_frame_bytes,
+                self.config.passthrough_properties,
+                self.config.max_request_entries,
             )
         except FrameError as e:
-            self._fail(message_meta(message, self.config.passthrough_properties), e)
+            self.fail_message(message, e)
             return
+        # A fan-out request's entries may evict only frames of their own source.
+        evictable = None
+        if len(requests) > 1:
+            source = requests[0].meta.source_id
+            evictable = lambda queued: queued.meta.source_id == source  # noqa: E731
         for request in requests:
             self.metrics.count("frames_received")
             self._idle.clear()
-            await self._queue.put(request)
+            await self._queue.put(request, evictable)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stops intake, scores what is queued within ``grace_s``, reports the rest, then ends."""
@@ -166,6 +197,16 @@ class Pipeline:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def pending(self) -> int:
+        """Frames queued or being scored, and outcomes not yet handed on: 0 when quiet."""
+        return len(self._queue) + len(self._in_flight) + self._unfinished_outcomes
+
+    @property
+    def _unfinished_outcomes(self) -> int:
+        # Outcomes queued or in an emitter's hands (task_done comes after the hand-off).
+        return self._outcomes_put - self._outcomes_done
 
     @property
     def model_info(self) -> ModelInfo:
@@ -222,21 +263,26 @@ class Pipeline:
             except FrameError as e:
                 item.error = e
             except Exception as e:  # a decoder bug must cost one frame, not the stream
-                log.exception("unexpected error decoding frame %s", request.meta.frame_id)
-                item.error = FrameError(FrameErrorCode.CORRUPT_IMAGE, f"decoder failed: {e}")
+                log.exception("unexpected error decoding frame %r", request.meta.frame_id)
+                item.error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"decoding failed: {e!r}")
             out.append(item)
         return out
 
     async def _infer(self) -> None:
         while True:
-            while self._outcomes.qsize() >= self._outcome_high_water:
-                self._outcome_room.clear()
-                await self._outcome_room.wait()
+            await self._wait_for_outcome_room()
             batch = await self._batches.get()
-            for p in batch.items:
-                if p.error is not None:
-                    self._fail(p.request.meta, p.error)
-            await self._score(batch.model, [p for p in batch.items if p.tensor is not None])
+            try:
+                for p in batch.items:
+                    if p.error is not None:
+                        self._settle(p, FrameFailure(p.request.meta, p.error))
+                await self._score(batch.model, [p for p in batch.items if p.tensor is not None])
+            except Exception as e:  # one batch's surprise must not end the stage
+                log.exception("unexpected error scoring a batch of %d", len(batch.items))
+                error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
+                for p in batch.items:
+                    if id(p.request) in self._in_flight:
+                        self._settle(p, FrameFailure(p.request.meta, error))
             for p in batch.items:
                 self._in_flight.pop(id(p.request), None)
             self._update_idle()
@@ -260,14 +306,26 @@ class Pipeline:
                 again = await self._decode(fallback, requests, time.monotonic())
                 for p in again:
                     if p.error is not None:
-                        self._fail(p.request.meta, p.error)
+                        self._settle(p, FrameFailure(p.request.meta, p.error))
                 await self._score(fallback, [p for p in again if p.tensor is not None])
                 return
             for p in good:
-                self._fail(p.request.meta, FrameError(FrameErrorCode.INFERENCE_FAILED, str(e)))
+                error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
+                self._settle(p, FrameFailure(p.request.meta, error))
         else:
             self._predicted(model, good, scores, (time.perf_counter() - started) * 1000)
             self.store.served(model, len(good))
+
+    def _settle(self, prepared: _Prepared, outcome: Outcome) -> None:
+        """Queues a frame's one outcome and marks it done, so a later failure in the same
+        batch cannot give it a second one."""
+        self._in_flight.pop(id(prepared.request), None)
+        if isinstance(outcome, FrameFailure):
+            self.metrics.count(f"frames_failed.{outcome.error.code}")
+        else:
+            self.metrics.count("frames_scored")
+        self._outcomes_put += 1
+        self._outcomes.put_nowait(outcome)
 
     def _predicted(
         self, model: ServingModel, batch: list[_Prepared], scores: FloatArray, infer_ms: float
@@ -284,16 +342,22 @@ class Pipeline:
             for stage in ("queue", "decode", "preprocess", "total"):
                 if stage in timings:
                     self.metrics.observe(stage, timings[stage])
+            try:
+                top = top_labels(row, labels, config.top_k, config.confidence_threshold)
+            except Exception as e:  # e.g. a model whose output does not fit its labels
+                log.exception("could not rank the scores of frame %r", p.request.meta.frame_id)
+                error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
+                self._settle(p, FrameFailure(p.request.meta, error))
+                continue
             prediction = Prediction(
                 meta=p.request.meta,
-                labels=top_labels(row, labels, config.top_k, config.confidence_threshold),
+                labels=top,
                 model=model.info,
                 timings_ms=timings,
                 width=p.width,
                 height=p.height,
             )
-            self.metrics.count("frames_scored")
-            self._outcomes.put_nowait(prediction)
+            self._settle(p, prediction)
 
     async def _emitter(self) -> None:
         while True:
@@ -303,8 +367,9 @@ class Pipeline:
                 await self._emit(outcome)
             except Exception:  # a failed send loses that message, never the emitter
                 self.metrics.count("emit_failures")
-                log.exception("could not emit the outcome for frame %s", outcome.meta.frame_id)
+                log.exception("could not emit the outcome for frame %r", outcome.meta.frame_id)
             finally:
+                self._outcomes_done += 1
                 self._outcomes.task_done()
                 if self._outcomes.qsize() < self._outcome_high_water:
                     self._outcome_room.set()
@@ -324,4 +389,5 @@ class Pipeline:
 
     def _fail(self, meta: FrameMeta, error: FrameError) -> None:
         self.metrics.count(f"frames_failed.{error.code}")
+        self._outcomes_put += 1
         self._outcomes.put_nowait(FrameFailure(meta, error))

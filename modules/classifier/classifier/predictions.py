@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from classifier.bounded_text import reason_text
 from classifier.errors import FrameError
 from classifier.frames import FrameMeta
 from classifier.hub import OutboundMessage
@@ -102,7 +103,7 @@ class FrameFailure:
         return {
             "schema": ERROR_SCHEMA,
             "frame": _frame_dict(self.meta),
-            "error": {"code": str(self.error.code), "reason": self.error.reason},
+            "error": {"code": str(self.error.code), "reason": reason_text(self.error.reason)},
             "emitted_at": utc_now(),
         }
 

@@ -94,11 +94,13 @@ class Preprocessor:
                 value=value,
             )
             return np.asarray(padded, dtype=np.uint8)
+        # Centre crop: cut the source region that maps onto the model input, then resize only
+        # that. Resizing first would scale the long side of a 1 x 16,384 frame by 224 for a
+        # 224 x 224 model: 3.7 million rows, gigabytes for one frame.
         scale = max(s.width / w, s.height / h)
-        nw, nh = max(s.width, round(w * scale)), max(s.height, round(h * scale))
-        inner = _resize_to(pixels, nw, nh)
-        top, left = (nh - s.height) // 2, (nw - s.width) // 2
-        return inner[top : top + s.height, left : left + s.width]
+        cw, ch = min(w, max(1, round(s.width / scale))), min(h, max(1, round(s.height / scale)))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return _resize_to(pixels[top : top + ch, left : left + cw], s.width, s.height)
 
     def _convert(self, pixels: U8Array, order: str) -> U8Array:
         code = _CONVERSIONS.get((order, self.spec.channel_order))
