@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,12 +42,9 @@ def local_device_manifest(
     return device_manifest(template, layers, PLATFORM, local_environment())
 
 
-def _pythonpath(*parts: Path) -> str:
-    return os.pathsep.join(str(p) for p in parts)
-
-
 def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
-    """The modules as local processes of a simulator whose state lives in ``state_dir``.
+    """The modules as local processes of a simulator whose state lives in ``state_dir``: the
+    environment's python, where scripts/bootstrap.sh installed every package of the repository.
 
     What a container would get from its volumes and the device's trust settings comes from
     the simulator's state instead: the classifier's model cache (the image's volume) and the
@@ -59,7 +55,6 @@ def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
             argv=[sys.executable, "-m", "classifier"],
             cwd=REPO,
             env={
-                "PYTHONPATH": _pythonpath(REPO / "modules" / "classifier"),
                 "PYTHONUNBUFFERED": "1",
                 "MODEL_CACHE_DIR": str(state_dir / "volumes" / "classifier-models"),
                 "MODEL_DOWNLOAD_CA_FILE": str(state_dir / "certs" / CA_CERT_FILE),
@@ -68,10 +63,6 @@ def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
         "synthcam": ModuleCommand(
             argv=[sys.executable, "-m", "synthcam"],
             cwd=REPO,
-            # synthcam renders with the repository's synthdata package, as its image would carry.
-            env={
-                "PYTHONPATH": _pythonpath(REPO / "modules" / "synthcam", REPO),
-                "PYTHONUNBUFFERED": "1",
-            },
+            env={"PYTHONUNBUFFERED": "1"},
         ),
     }

@@ -27,9 +27,9 @@ from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
 from azure.iot.hub.models import CloudToDeviceMethod, Twin, TwinProperties
 
-from classifier.hub import Hub, InboundMessage, MethodResult, OutboundMessage
-from classifier.iothub_client import SdkHub
-from classifier.local_hub import LocalHub
+from edge_module.hub import Hub, InboundMessage, MethodResult, OutboundMessage
+from edge_module.local_hub import LocalHub
+from edge_module.sdk_hub import SdkHub
 from simulator.app import Simulator
 from tests.integration.e2e_support import (
     DEVICE,

@@ -16,12 +16,11 @@ import pytest
 from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
 
-from classifier.hub import InboundMessage, OutboundMessage
-from classifier.iothub_client import SdkHub
 from classifier.metrics import Metrics
-from classifier.outbox import Outbox, OutboxConfig
-from classifier.outcome_messages import SendableOutcome
-from classifier.watchdog import HubWatchdog
+from edge_module.hub import InboundMessage, OutboundMessage
+from edge_module.outbox import Outbox, OutboxConfig, Outgoing
+from edge_module.sdk_hub import SdkHub
+from edge_module.watchdog import HubWatchdog
 from simulator.mqtt.testing import eventually
 from simulator.upstream import MessageFilter
 from tests.integration.e2e_support import (
@@ -61,11 +60,11 @@ async def open_hub(
     return module_loop, hub
 
 
-def outcome(number: int) -> SendableOutcome:
+def outcome(number: int) -> Outgoing:
     message = OutboundMessage(
         body=b"{}", message_id=f"m-{number}", correlation_id=f"frame-{number}"
     )
-    return SendableOutcome("predictions", message, None, f"frame-{number}")
+    return Outgoing("predictions", message, None, f"frame-{number}")
 
 
 async def test_outcomes_made_while_edgehub_is_down_are_sent_in_order_when_it_returns(

@@ -1,8 +1,8 @@
-"""The small interface between the module and edgeHub.
+"""The small interface between a module and edgeHub.
 
-``iothub_client.SdkHub`` implements it over azure-iot-device (the only file that imports the
-SDK); ``local_hub.LocalHub`` implements it in process for the scoring command, benchmarks and
-unit tests. End-to-end tests drive the real SDK through the device simulator.
+``sdk_hub.SdkHub`` implements it over azure-iot-device (the only file that imports the SDK);
+``local_hub.LocalHub`` implements it in process for the classifier's scoring command,
+benchmarks and unit tests. End-to-end tests drive the real SDK through the device simulator.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``Hub`` over azure-iot-device. The only file of the module that imports the SDK.
+"""The ``Hub`` over azure-iot-device. The only file of any module that imports the SDK.
 
 Threading: the SDK calls handlers on its own event loop in a daemon thread, and runs several
 at once. Our handlers are coroutines that hand the work to the module's loop as their first
@@ -30,8 +30,9 @@ from azure.iot.device import Message, MethodRequest, MethodResponse
 from azure.iot.device import exceptions as sdk_errors
 from azure.iot.device.aio import IoTHubModuleClient
 
-from classifier.errors import HubError, OutboundRejectedError
-from classifier.hub import (
+from edge_module.counting import Counting, Counts
+from edge_module.errors import HubError, OutboundRejectedError
+from edge_module.hub import (
     DesiredHandler,
     InboundMessage,
     MessageHandler,
@@ -39,7 +40,6 @@ from classifier.hub import (
     MethodResult,
     OutboundMessage,
 )
-from classifier.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class SdkHub:
         client: IoTHubModuleClient,
         loop: asyncio.AbstractEventLoop,
         intake_capacity: int = 32,
-        metrics: Metrics | None = None,
+        metrics: Counting | None = None,
         new_client: Callable[[], IoTHubModuleClient] | None = None,
     ) -> None:
         self._client = client
@@ -72,11 +72,11 @@ class SdkHub:
         self._closed = False
         self.intake_pauses = 0
         self.intake_peak = 0
-        self._metrics = metrics or Metrics()
+        self._metrics: Counting = metrics or Counts()
 
     @classmethod
     def from_edge_environment(
-        cls, intake_capacity: int = 32, sas_token_ttl_s: int = 3600, metrics: Metrics | None = None
+        cls, intake_capacity: int = 32, sas_token_ttl_s: int = 3600, metrics: Counting | None = None
     ) -> SdkHub:
         """Inside IoT Edge (IOTEDGE_* variables and the workload API), or in development with
         ``EdgeHubConnectionString`` and ``EdgeModuleCACertificateFile``: the SDK picks."""

@@ -1,7 +1,8 @@
-"""The bounded outbox between the pipeline and the hub: outcomes wait here until edgeHub has them.
+"""The bounded outbox between a module's work and the hub: messages wait here until edgeHub
+has them (the classifier's outcomes, the frame source's frames).
 
 Why: with azure-iot-device 2.14, a send while edgeHub is unreachable raises at once and
-queues nothing, so every outcome produced during an edgeHub restart was lost. Here an outcome
+queues nothing, so every message produced during an edgeHub restart was lost. Here a message
 stays queued until a send of it completes; failed sends are retried, oldest first, once the
 hub answers again (the SDK reconnects by itself).
 
@@ -11,13 +12,13 @@ hub answers again (the SDK reconnects by itself).
   is through, so what waited for edgeHub goes out in order. Only sends already in flight when
   the connection dropped may overtake the ones that failed with it.
 - At least once: a send the SDK reported failed may still have reached edgeHub (paho resends
-  what was in flight when it reconnects), so an outcome can arrive twice; both copies carry
-  the same message id (``outcome_messages``).
-- Overflow, by name: ``drop_oldest`` (live video: the oldest queued outcome is dropped and
+  what was in flight when it reconnects), so a message can arrive twice; both copies carry
+  the same message id (the classifier's ``outcome_messages`` gives each outcome its own).
+- Overflow, by name: ``drop_oldest`` (live video: the oldest queued message is dropped and
   counted) or ``block`` (batch scoring: ``put`` waits for room, which pushes back on the
   pipeline and, through its queue, on intake).
 - A message the hub refuses as such (``OutboundRejectedError``) is replaced by its short
-  fallback (``outcome_messages``); a send that keeps failing for reasons other than the
+  fallback (``Outgoing.fallback``); a send that keeps failing for reasons other than the
   connection gives up after ``max_attempts`` and sends the fallback too.
 """
 
@@ -29,11 +30,10 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
-from classifier.errors import HubError, OutboundRejectedError
-from classifier.hub import Hub
-from classifier.metrics import Metrics
-from classifier.outcome_messages import SendableOutcome
-from classifier.watchdog import HubWatchdog
+from edge_module.counting import Counting
+from edge_module.errors import HubError, OutboundRejectedError
+from edge_module.hub import Hub, OutboundMessage
+from edge_module.watchdog import HubWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,27 @@ class OutboxConfig:
     max_attempts: int = 5  # for failures that are not the connection's
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for one output, about one frame (named in logs), with what to send instead
+    if the hub refuses it (None: nothing; the fallback itself has none)."""
+
+    output: str
+    message: OutboundMessage
+    fallback: Outgoing | None
+    frame_id: str
+
+
 @dataclass
 class _Entry:
     seq: int
-    item: SendableOutcome
+    item: Outgoing
     odd_failures: int = 0
 
 
 class Outbox:
     def __init__(
-        self, hub: Hub, config: OutboxConfig, metrics: Metrics, watchdog: HubWatchdog
+        self, hub: Hub, config: OutboxConfig, metrics: Counting, watchdog: HubWatchdog
     ) -> None:
         self._hub = hub
         self.config = config
@@ -88,7 +99,7 @@ class Outbox:
     def start(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="outbox")
 
-    async def put(self, item: SendableOutcome) -> None:
+    async def put(self, item: Outgoing) -> None:
         if self.config.policy is OutboxPolicy.BLOCK:
             while self.depth >= self.config.capacity:
                 self._room.clear()
@@ -96,7 +107,7 @@ class Outbox:
         elif self.depth >= self.config.capacity and self._queue:
             victim = self._queue.popleft()
             self._metrics.count("outbox_dropped_full")
-            log.warning("outbox full: dropped the outcome for frame %r", victim.item.frame_id)
+            log.warning("outbox full: dropped the message for frame %r", victim.item.frame_id)
         self._seq += 1
         self._queue.append(_Entry(self._seq, item))
         self._empty.clear()
@@ -111,14 +122,14 @@ class Outbox:
         return True
 
     async def close(self) -> int:
-        """Stops sending; returns how many outcomes were still unsent (they are lost)."""
+        """Stops sending; returns how many messages were still unsent (they are lost)."""
         left = self.depth
         tasks = [t for t in (self._runner, *self._inflight) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if left:
-            log.warning("%d outcomes were not sent before the module stopped", left)
+            log.warning("%d messages were not sent before the module stopped", left)
         return left
 
     async def _run(self) -> None:
@@ -173,7 +184,7 @@ class Outbox:
             self._failed.append(entry)
         except Exception as e:  # an SDK surprise: retried a few times, then given up
             entry.odd_failures += 1
-            log.exception("unexpected error sending the outcome for frame %r", item.frame_id)
+            log.exception("unexpected error sending the message for frame %r", item.frame_id)
             if entry.odd_failures >= self.config.max_attempts:
                 self._give_up(entry, f"failed {entry.odd_failures} times: {e!r}")
             else:
@@ -187,11 +198,11 @@ class Outbox:
         fallback = entry.item.fallback
         if fallback is None:
             self._metrics.count("outbox_refused")
-            log.error("outcome for frame %r cannot be sent (%s): lost", entry.item.frame_id, why)
+            log.error("message for frame %r cannot be sent (%s): lost", entry.item.frame_id, why)
             return
         self._metrics.count("outbox_fallbacks")
         log.warning(
-            "outcome for frame %r %s; sending a short error instead", entry.item.frame_id, why
+            "message for frame %r %s; sending its fallback instead", entry.item.frame_id, why
         )
         # Everything still queued is newer than a send that was in flight: the head keeps order.
         self._queue.appendleft(_Entry(entry.seq, fallback))

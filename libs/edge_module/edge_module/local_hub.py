@@ -1,7 +1,7 @@
 """An in-process ``Hub``: what the module sends is kept in lists; tests and tools inject input.
 
-Used by the scoring command, the in-process benchmark and unit tests. It holds the same
-contract as the SDK adapter: handlers are awaited on the caller's loop, and ``send`` fails
+Used by the classifier's scoring command, the in-process benchmarks and unit tests. It holds
+the same contract as the SDK adapter: handlers are awaited on the caller's loop, and ``send`` fails
 after ``close``. The end-to-end tests check the SDK adapter against the device simulator.
 """
 
@@ -11,8 +11,8 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from classifier.errors import HubError
-from classifier.hub import (
+from edge_module.errors import HubError
+from edge_module.hub import (
     DesiredHandler,
     InboundMessage,
     MessageHandler,
