@@ -11,7 +11,8 @@ connection, so no frame disappears without a prediction or an error message.
 
 Every message on the module's inputs gets an outcome: frames their prediction or error, a
 message on an input the module does not read an ``unknown_input`` error; a message edgeHub
-delivers again after a lost acknowledgement is recognised (``redelivery``) and skipped.
+delivers again after a lost acknowledgement is recognised (``redelivery``) and skipped. A
+frame too large for a message arrives as a claim check, redeemed here (``claim_checks``).
 Outcomes leave through the outbox, which keeps them while edgeHub is away; the watchdog ends
 the module (``HubWedgedError``, a non-zero exit) when the connection is wedged.
 """
@@ -22,6 +23,7 @@ import asyncio
 import logging
 from typing import Any
 
+from classifier.claim_checks import ClaimChecks, is_claim_check
 from classifier.config import ModuleConfig
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.methods import ModuleMethods
@@ -56,6 +58,9 @@ class ClassifierModule:
         self.outbox = self.session.outbox
         self.wedged = self.session.wedged
         self.recent = RecentMessages()
+        self.claims = ClaimChecks(
+            config.claim_checks, config.pipeline.limits.max_frame_bytes, self.metrics
+        )
         if updater is None:
             # Without a cache (scoring files, tests): the twin's settings apply, and model
             # updates are refused with cache_unavailable.
@@ -128,6 +133,13 @@ class ClassifierModule:
             )
             self.pipeline.fail_message(message, error)
             return
+        if is_claim_check(message):
+            # The frame is a file on the shared volume (claim_checks): its bytes go on instead.
+            try:
+                message = await self.claims.redeem(message)
+            except FrameError as e:
+                self.pipeline.fail_message(message, e)
+                return
         await self.pipeline.submit(message)
 
     async def _on_method(self, name: str, payload: Any) -> MethodResult:

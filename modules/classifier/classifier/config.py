@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classifier.claim_checks import DEFAULT_CLAIM_CHECK_DIR, ClaimCheckSettings
 from classifier.decode_limits import FrameLimits
 from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
@@ -44,6 +45,7 @@ class ModuleConfig:
     probation_frames: int = 100
     probation_s: float = 300.0
     hub: HubSettings = field(default_factory=HubSettings)
+    claim_checks: ClaimCheckSettings = field(default_factory=ClaimCheckSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModuleConfig:
@@ -110,6 +112,7 @@ class ModuleConfig:
             shutdown_grace_s=get("SHUTDOWN_GRACE_S", float, 5.0, lambda v: 0 <= v <= 300),
             log_level=module_log_level(reader),
             hub=_hub_settings(reader, pipeline),
+            claim_checks=_claim_check_settings(reader),
         )
         if reader.problems:
             raise ConfigError("invalid configuration: " + "; ".join(reader.problems))
@@ -154,3 +157,11 @@ def _hub_settings(reader: EnvReader, pipeline: PipelineConfig) -> HubSettings:
         else OutboxPolicy.DROP_OLDEST
     )
     return HubSettings.from_env(reader, outbox_default, pipeline.emit_concurrency)
+
+
+def _claim_check_settings(reader: EnvReader) -> ClaimCheckSettings:
+    folder = reader.text("CLAIM_CHECK_DIR", str(DEFAULT_CLAIM_CHECK_DIR))
+    release = reader.get("CLAIM_CHECK_RELEASE", choice(("delete", "keep")), "delete")
+    return ClaimCheckSettings(
+        folder=None if folder.lower() == "off" else Path(folder), release=release == "delete"
+    )

@@ -75,6 +75,10 @@ class FrameErrorCode(StrEnum):
     TOO_MANY_ENTRIES = "too_many_entries"
     UNKNOWN_INPUT = "unknown_input"
     OUTCOME_NOT_SENDABLE = "outcome_not_sendable"
+    CLAIM_CHECK_MISSING = "claim_check_missing"  # the referenced file is gone
+    CLAIM_CHECK_ALTERED = "claim_check_altered"  # its size or sha256 differ from the reference
+    CLAIM_CHECK_INVALID = "claim_check_invalid"  # a malformed reference, or not a plain file
+    CLAIM_CHECK_UNAVAILABLE = "claim_check_unavailable"  # this module has no claim-check volume
     INTERNAL_ERROR = "internal_error"
 
 
