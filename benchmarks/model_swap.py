@@ -35,7 +35,7 @@ from classifier.model_update.desired import MODEL_KEYS
 from cloud_tools.model_stamp import stamp_model
 from edge_module.hub import InboundMessage
 from edge_module.local_hub import LocalHub
-from synthcam.frames import make_frame
+from framesource.sources.synthetic import make_frame
 
 
 class _WatchedHub(LocalHub):

@@ -60,15 +60,13 @@ class Step:
 async def measure(rates: list[float], step_s: float, address: str, state: Path) -> list[Step]:
     schedule = ",".join(f"{r:g}:{step_s:g}" for r in rates)
     manifest = local_device_manifest()
-    set_module_env(manifest, "synthcam", "SCHEDULE", schedule)
+    set_module_env(manifest, "framesource", "SCHEDULE", schedule)
     set_module_env(manifest, "classifier", "PASSTHROUGH_PROPERTIES", "truth,step")
     commands = repo_module_commands(state)
-    commands["synthcam"] = ModuleCommand(
+    commands["framesource"] = ModuleCommand(
         argv=[sys.executable, "-m", "benchmarks.sdk_sender"],
         cwd=REPO,
-        env={
-            "PYTHONPATH": f"{REPO / 'modules' / 'synthcam'}:{REPO}:{REPO / 'modules' / 'classifier'}"
-        },
+        env={"PYTHONUNBUFFERED": "1"},
     )
     steps = [Step(rate, int(rate * step_s)) for rate in rates]
     sim = Simulator(SimulatorSettings(state_dir=state, address=address), commands)

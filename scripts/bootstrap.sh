@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.requirements.sha256
-want="$(cat requirements.txt modules/classifier/requirements.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt modules/*/requirements.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing pinned requirements (first run takes a minute or two)"
   .venv/bin/python -m pip install --quiet --upgrade pip
@@ -55,7 +55,7 @@ fi
 # editable, so every python of .venv imports them from the working tree. Compat mode puts
 # each project's folder on the path through a .pth file (mypy cannot follow the import
 # hooks of the default mode); no build isolation, so this works without the package index.
-packages=(libs/edge_module libs/synthdata modules/classifier modules/synthcam .)
+packages=(libs/edge_module libs/synthdata modules/classifier modules/framesource .)
 packages_stamp=.venv/.packages.sha256
 packages_want="$(printf '%s\n' "${packages[@]}" | sha256sum | cut -d' ' -f1)"
 packages_want="$packages_want-$(cat "${packages[@]/%//pyproject.toml}" | sha256sum | cut -d' ' -f1)"

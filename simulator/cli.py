@@ -137,7 +137,7 @@ async def cmd_messages(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     manifest = _manifest(args)
-    set_module_env(manifest, "synthcam", "FPS", str(args.fps))
+    set_module_env(manifest, "framesource", "FPS", str(args.fps))
     sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
     summary = Summary()
     try:

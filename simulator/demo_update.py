@@ -15,9 +15,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from framesource.sources.synthetic import make_frame
 from simulator.local_modules import REPO
 from simulator.tool_env import export_lines
-from synthcam.frames import make_frame
 
 DEFAULT_MODEL = REPO / "modules" / "classifier" / "models" / "seed-cnn-synth10.onnx"
 SECOND_VERSION = "1.1.0"

@@ -47,22 +47,26 @@ def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
     environment's python, where scripts/bootstrap.sh installed every package of the repository.
 
     What a container would get from its volumes and the device's trust settings comes from
-    the simulator's state instead: the classifier's model cache (the image's volume) and the
-    simulator's CA, which also signs the local Blob Storage emulator's certificate.
+    the simulator's state instead: the classifier's model cache (the image's volume), the
+    claim-check folder both modules mount (the ``frame-claims`` volume), and the simulator's
+    CA, which also signs the local Blob Storage emulator's certificate.
     """
+    volumes = state_dir / "volumes"
+    claims = str(volumes / "frame-claims")
     return {
         "classifier": ModuleCommand(
             argv=[sys.executable, "-m", "classifier"],
             cwd=REPO,
             env={
                 "PYTHONUNBUFFERED": "1",
-                "MODEL_CACHE_DIR": str(state_dir / "volumes" / "classifier-models"),
+                "MODEL_CACHE_DIR": str(volumes / "classifier-models"),
                 "MODEL_DOWNLOAD_CA_FILE": str(state_dir / "certs" / CA_CERT_FILE),
+                "CLAIM_CHECK_DIR": claims,
             },
         ),
-        "synthcam": ModuleCommand(
-            argv=[sys.executable, "-m", "synthcam"],
+        "framesource": ModuleCommand(
+            argv=[sys.executable, "-m", "framesource"],
             cwd=REPO,
-            env={"PYTHONUNBUFFERED": "1"},
+            env={"PYTHONUNBUFFERED": "1", "CLAIM_CHECK_DIR": claims},
         ),
     }

@@ -23,7 +23,7 @@ from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
 from edge_module.hub import InboundMessage
 from edge_module.local_hub import LocalHub
-from synthcam.frames import DEFAULT_SEED, make_frame
+from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from tests.conftest import DEFAULT_MODEL
 
 FRAMES = 600

@@ -123,7 +123,7 @@ async def test_a_module_that_falls_behind_stops_receiving_and_loses_nothing(
         await module_loop.run(start())
         assert host.sim.mqtt is not None
         mqtt = host.sim.mqtt
-        async with module_client(host.sim, "synthcam") as camera:
+        async with module_client(host.sim, "framesource") as camera:
             sent = [f"f-{n}" for n in range(150)]
             for frame_id in sent:  # as fast as edgeHub acknowledges them
                 await camera.send_message_to_output(Message(b"x", message_id=frame_id), "frames")
