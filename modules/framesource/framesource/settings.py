@@ -100,6 +100,7 @@ SOURCE_VARIABLES = {
     "seed": "SEED",
 }
 _MAX_SIDE = 8_192
+_TEXT_KEYS = ("url", "rtsp_transport")
 
 
 def source_kind(url: str) -> SourceKind:
@@ -180,6 +181,8 @@ def _parsed(
         try:
             if isinstance(value, bool) and parse is not _flag:
                 raise ValueError("expected a number or text, not true/false")
+            if key in _TEXT_KEYS and not isinstance(value, str):
+                raise ValueError("expected text")
             parsed = parse(value if isinstance(value, str) or parse is _flag else str(value))
         except (ValueError, TypeError) as e:
             problems.append(f"{label(key)}={value!r}: {e}")

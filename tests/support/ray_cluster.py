@@ -1,0 +1,184 @@
+"""A real Ray cluster for tests: a head and worker nodes started with ``ray start --block``, in
+a network namespace of the test's own where loopback is the only interface.
+
+Why the namespace: Ray's servers (GCS, raylets, object managers) bind every interface, with no
+setting to keep them on loopback; inside a fresh namespace there is no other interface to
+reach, fixed ports cannot collide with anyone else's Ray, and nothing here touches another
+engineer's cluster (never ``ray stop``). Every process is started by the test in a process
+group of its own and ended by that group's id: a worker node is killed with its raylet and
+its worker processes at once, as a node that dies would.
+
+Needs root (``unshare``/``nsenter``); tests skip without it, and fail in CI
+(``EDGE_REQUIRE_TOOLS=1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HEAD_PORT = 6379
+ADDRESS = f"127.0.0.1:{HEAD_PORT}"
+# Small object stores: the machine is shared, and shards return only JSON-sized results.
+OBJECT_STORE_BYTES = 80 * 1024 * 1024
+RAY = str(Path(sys.executable).with_name("ray"))
+# The GCS notices a dead node after period x threshold (defaults: 3 s x 5, plus a timeout).
+FAST_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "4",
+}
+
+
+def namespaces_unavailable() -> str | None:
+    """Why a private network namespace cannot be made here, or None when it can."""
+    for tool in ("unshare", "nsenter", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    done = subprocess.run(
+        ["unshare", "--net", "--", "true"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return f"cannot create a network namespace (needs root): {done.stderr.strip()}"
+    return None
+
+
+class RayCluster:
+    def __init__(self, workers: int, cpus_per_worker: int = 1) -> None:
+        self.workers = workers
+        self.cpus_per_worker = cpus_per_worker
+        # Ray's socket paths live under the temp dir and must stay short (108 bytes).
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        self._holder: subprocess.Popen[bytes] | None = None
+        self.head: subprocess.Popen[bytes] | None = None
+        self.worker_nodes: list[subprocess.Popen[bytes]] = []
+
+    # -- the namespace -------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        self._holder = subprocess.Popen(
+            ["unshare", "--net", "--fork", "--kill-child", "sleep", "infinity"],
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while self._netns_of_holder() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.run(["ip", "link", "set", "lo", "up"], check=True)
+        log = (self.temp_dir / "head.log").open("wb")
+        self.head = self.popen(
+            [
+                RAY, "start", "--head", "--block", f"--port={HEAD_PORT}",
+                "--node-ip-address=127.0.0.1", "--num-cpus=0", "--include-dashboard=false",
+                f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats",
+                f"--temp-dir={self.temp_dir}",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, env=FAST_HEALTH_CHECKS,
+        )  # fmt: skip
+        self._wait_for(nodes=1, timeout_s=timeout_s)
+        for _ in range(self.workers):
+            self.add_worker()
+        self._wait_for(nodes=1 + self.workers, timeout_s=timeout_s)
+
+    def add_worker(self) -> subprocess.Popen[bytes]:
+        number = len(self.worker_nodes)
+        log = (self.temp_dir / f"worker-{number}.log").open("wb")
+        node = self.popen(
+            [
+                RAY, "start", "--block", f"--address={ADDRESS}", "--node-ip-address=127.0.0.1",
+                f"--num-cpus={self.cpus_per_worker}",
+                f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, env=FAST_HEALTH_CHECKS,
+        )  # fmt: skip
+        self.worker_nodes.append(node)
+        return node
+
+    def kill_worker(self, number: int) -> None:
+        """The worker node dies at once: its raylet and its worker processes (SIGKILL)."""
+        _kill_group(self.worker_nodes[number], signal.SIGKILL)
+
+    def stop(self) -> None:
+        for node in [*self.worker_nodes, *([self.head] if self.head else [])]:
+            _kill_group(node, signal.SIGTERM)
+        for node in [*self.worker_nodes, *([self.head] if self.head else [])]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.wait(10)
+            _kill_group(node, signal.SIGKILL)
+        if self._holder is not None:
+            _kill_group(self._holder, signal.SIGKILL)
+            self._holder.wait(10)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    # -- running things inside ------------------------------------------------------------
+
+    def popen(
+        self, argv: Sequence[str], env: dict[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[bytes]:
+        """``argv`` in the namespace, in a process group of its own (ended by its id)."""
+        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            ["nsenter", f"--net={self._netns()}", "--", *argv],
+            start_new_session=True,
+            env=os.environ | (env or {}),
+            **kwargs,
+        )
+
+    def run(
+        self, argv: Sequence[str], timeout_s: float = 60.0, check: bool = False, **kwargs: object
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(  # type: ignore[call-overload]
+            ["nsenter", f"--net={self._netns()}", "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            **kwargs,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{argv}: {done.stdout}{done.stderr}")
+        return done  # type: ignore[no-any-return]
+
+    def alive_nodes(self) -> int:
+        probe = (
+            f"import ray; ray.init(address='{ADDRESS}', logging_level='ERROR'); "
+            "print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        done = self.run([sys.executable, "-c", probe], timeout_s=60)
+        lines = done.stdout.strip().splitlines()
+        return int(lines[-1]) if done.returncode == 0 and lines else 0
+
+    def _wait_for(self, nodes: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.alive_nodes() >= nodes:
+                return
+            time.sleep(1.0)
+        logs = "".join(p.read_text(errors="replace")[-2000:] for p in self.temp_dir.glob("*.log"))
+        raise RuntimeError(f"the Ray cluster did not reach {nodes} nodes: {logs}")
+
+    def _netns_of_holder(self) -> str | None:
+        assert self._holder is not None
+        path = f"/proc/{self._holder.pid}/ns/net"
+        try:
+            return path if os.readlink(path) != os.readlink("/proc/self/ns/net") else None
+        except OSError:
+            return None
+
+    def _netns(self) -> str:
+        netns = self._netns_of_holder()
+        if netns is None:
+            raise RuntimeError("the namespace holder is gone")
+        return netns
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if process.poll() is None or sig is signal.SIGKILL:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
