@@ -24,17 +24,19 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 HEAD_PORT = 6379
 ADDRESS = f"127.0.0.1:{HEAD_PORT}"
 # Small object stores: the machine is shared, and shards return only JSON-sized results.
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
 RAY = str(Path(sys.executable).with_name("ray"))
-# The GCS notices a dead node after period x threshold (defaults: 3 s x 5, plus a timeout).
+# The GCS declares a node dead after ``threshold`` failed checks ``period`` apart (defaults
+# 3 s and 5); a timeout much under Ray's 10 s default fails nodes still starting on a busy
+# machine, so only the period is shortened.
 FAST_HEALTH_CHECKS = {
-    "RAY_health_check_period_ms": "500",
-    "RAY_health_check_timeout_ms": "500",
-    "RAY_health_check_failure_threshold": "4",
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_failure_threshold": "5",
 }
 
 
@@ -60,6 +62,7 @@ class RayCluster:
         self._holder: subprocess.Popen[bytes] | None = None
         self.head: subprocess.Popen[bytes] | None = None
         self.worker_nodes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
 
     # -- the namespace -------------------------------------------------------------------
 
@@ -72,7 +75,7 @@ class RayCluster:
         while self._netns_of_holder() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         self.run(["ip", "link", "set", "lo", "up"], check=True)
-        log = (self.temp_dir / "head.log").open("wb")
+        log = self._log("head")
         self.head = self.popen(
             [
                 RAY, "start", "--head", "--block", f"--port={HEAD_PORT}",
@@ -83,13 +86,14 @@ class RayCluster:
             stdout=log, stderr=subprocess.STDOUT, env=FAST_HEALTH_CHECKS,
         )  # fmt: skip
         self._wait_for(nodes=1, timeout_s=timeout_s)
-        for _ in range(self.workers):
+        for n in range(self.workers):
+            # One at a time: two raylets starting together on two busy cores time out.
             self.add_worker()
-        self._wait_for(nodes=1 + self.workers, timeout_s=timeout_s)
+            self._wait_for(nodes=2 + n, timeout_s=timeout_s)
 
     def add_worker(self) -> subprocess.Popen[bytes]:
         number = len(self.worker_nodes)
-        log = (self.temp_dir / f"worker-{number}.log").open("wb")
+        log = self._log(f"worker-{number}")
         node = self.popen(
             [
                 RAY, "start", "--block", f"--address={ADDRESS}", "--node-ip-address=127.0.0.1",
@@ -103,7 +107,14 @@ class RayCluster:
 
     def kill_worker(self, number: int) -> None:
         """The worker node dies at once: its raylet and its worker processes (SIGKILL)."""
-        _kill_group(self.worker_nodes[number], signal.SIGKILL)
+        node = self.worker_nodes[number]
+        _kill_group(node, signal.SIGKILL)
+        node.wait(10)
+
+    def _log(self, name: str) -> IO[bytes]:
+        log = (self.temp_dir / f"{name}.log").open("wb")
+        self._logs.append(log)
+        return log
 
     def stop(self) -> None:
         for node in [*self.worker_nodes, *([self.head] if self.head else [])]:
@@ -112,9 +123,12 @@ class RayCluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.wait(10)
             _kill_group(node, signal.SIGKILL)
+            node.wait(10)
         if self._holder is not None:
             _kill_group(self._holder, signal.SIGKILL)
             self._holder.wait(10)
+        for log in self._logs:
+            log.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     # -- running things inside ------------------------------------------------------------
