@@ -32,7 +32,10 @@ async def mjpeg_camera(fps: float = 10.0, frames: int = 0) -> AsyncIterator[str]
             head = (
                 f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
             )
-            await response.write(head.encode() + jpeg + b"\r\n")
+            try:
+                await response.write(head.encode() + jpeg + b"\r\n")
+            except ConnectionResetError:
+                break  # the viewer went away, as viewers do
             sent += 1
             await asyncio.sleep(1.0 / fps)
         return response

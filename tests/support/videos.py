@@ -40,13 +40,17 @@ def make_video(
     gop: int = 10,
     audio: bool = True,
     seed: int = 7,
+    noise: int = 0,
 ) -> MadeVideo:
     """An H.264 video (B-frames on: decode order differs from presentation order) with a
-    keyframe every ``gop`` frames and, if ``audio``, a 440 Hz stereo AAC track as long."""
+    keyframe every ``gop`` frames and, if ``audio``, a 440 Hz stereo AAC track as long.
+    ``noise`` (0-255) adds grain that JPEG compresses badly: large frames for claim checks."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "2"}
+        if noise:
+            video.options |= {"crf": "12"}  # keep the grain through the video codec
         sound = None
         if audio:
             sound = container.add_stream("aac", rate=48_000)
@@ -57,6 +61,9 @@ def make_video(
             rgb = synthdata.render(
                 i % synthdata.NUM_CLASSES, synthdata.sample_rng(seed, i), width, height
             )
+            if noise:
+                grain = np.random.default_rng(i).integers(-noise, noise + 1, rgb.shape)
+                rgb = np.clip(rgb.astype(np.int16) + grain, 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             frame.time_base = Fraction(1, fps)
