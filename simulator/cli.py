@@ -58,15 +58,22 @@ def _manifest(args: argparse.Namespace) -> dict[str, Any]:
     if args.manifest is not None:
         try:
             base = json.loads(args.manifest.read_text())
-            layers = [json.loads(path.read_text()) for path in args.layer or ()]
-            return compose(base, layers)
+            given = [json.loads(path.read_text()) for path in args.layer or ()]
+            manifest = compose(base, given)
         except (json.JSONDecodeError, GenconfigError) as e:
             raise SimulatorError(f"cannot use {args.manifest}: {e}") from e
-    layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
-    try:
-        return local_device_manifest(args.template, layers)
-    except GenconfigError as e:
-        raise SimulatorError(f"cannot deploy {args.template}:\n{e}") from e
+    else:
+        layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
+        try:
+            manifest = local_device_manifest(args.template, layers)
+        except GenconfigError as e:
+            raise SimulatorError(f"cannot deploy {args.template}:\n{e}") from e
+    if args.source:
+        modules = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
+        if "framesource" not in modules:
+            raise SimulatorError("--source needs the frame source (the camera layer)")
+        set_module_env(manifest, "framesource", "SOURCE_URL", args.source)
+    return manifest
 
 
 def set_module_env(manifest: dict[str, Any], module: str, name: str, value: str) -> None:
@@ -236,6 +243,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--base-only", action="store_true", help="no default layer: the base deployment alone"
+        )
+        p.add_argument(
+            "--source",
+            help="what the frame source reads (its SOURCE_URL): a video file, an image folder, "
+            "rtsp://... or http://... (default: the layer's, the synthetic camera)",
         )
         p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
         p.add_argument("--echo", action="store_true", help="echo module output with a prefix")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import simplejpeg
 
 from edge_module.hub import OutboundMessage
@@ -47,6 +48,6 @@ async def running_source(env: dict[str, str]) -> AsyncIterator[RunningSource]:
         await task
 
 
-def pixels(message: OutboundMessage) -> np.ndarray:  # type: ignore[type-arg]
+def pixels(message: OutboundMessage) -> npt.NDArray[np.uint8]:
     assert message.content_type == "image/jpeg"
-    return simplejpeg.decode_jpeg(message.body)  # type: ignore[no-any-return]
+    return np.asarray(simplejpeg.decode_jpeg(message.body), dtype=np.uint8)

@@ -200,6 +200,7 @@ def _png(jpeg: bytes) -> bytes:
     import numpy as np
 
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
     ok, png = cv2.imencode(".png", image)
     assert ok
     return png.tobytes()
