@@ -20,10 +20,8 @@ async def serve(config: FrameSourceConfig, stop: asyncio.Event) -> None:
     # Imported here so tests and tools that never connect do not load the SDK.
     from edge_module.sdk_hub import SdkHub
 
-    module = FrameSourceModule(
-        SdkHub.from_edge_environment(config.hub.intake_capacity, config.hub.sas_token_ttl_s), config
-    )
-    module.counts = module.counts
+    hub = SdkHub.from_edge_environment(config.hub.intake_capacity, config.hub.sas_token_ttl_s)
+    module = FrameSourceModule(hub, config)
     backstop = asyncio.create_task(
         exit_if_shutdown_hangs(module.session.wedged, config.shutdown_grace_s + 30.0)
     )
@@ -31,10 +29,6 @@ async def serve(config: FrameSourceConfig, stop: asyncio.Event) -> None:
         await module.run(stop)
     finally:
         backstop.cancel()
-    if module.session.wedged.is_set():
-        from edge_module.errors import HubWedgedError
-
-        raise HubWedgedError(module.session.wedged_reason)
 
 
 def main() -> int:

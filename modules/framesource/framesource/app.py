@@ -26,7 +26,7 @@ from typing import Any
 
 from edge_module.claim_check import CLAIM_CHECK_CONTENT_TYPE, ClaimCheckError, ClaimStore
 from edge_module.counting import Counts
-from edge_module.errors import HubError, SettingsError
+from edge_module.errors import HubError, HubWedgedError, SettingsError
 from edge_module.hub import Hub, MethodResult, OutboundMessage
 from edge_module.message_size import fits
 from edge_module.outbox import Outgoing
@@ -84,6 +84,8 @@ class FrameSourceModule:
             await self._stop_streamer()
             await asyncio.gather(sweeping, return_exceptions=True)
             await self.session.close(self.config.shutdown_grace_s, self._report("stopped"))
+        if self.session.wedged.is_set():
+            raise HubWedgedError(self.session.wedged_reason)
 
     # -- the source ------------------------------------------------------------------------
 
