@@ -35,7 +35,12 @@ def job(argv: list[str], cluster: RayCluster | None, out: Path) -> float:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         code, err = done.returncode, done.stderr
     else:
-        process = cluster.popen([*command, "--ray", ADDRESS], cwd=REPO, stderr=subprocess.PIPE)
+        process = cluster.popen(
+            [*command, "--ray", ADDRESS],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         _, raw = process.communicate(timeout=1800)
         code, err = process.returncode, raw.decode()
     elapsed = time.monotonic() - started
@@ -69,7 +74,7 @@ def main() -> int:
             )
     finally:
         cluster.stop()
-    print(f"machine: {describe_machine()}")
+    print(describe_machine())
     print(f"video: {args.frames} frames, 320x240 H.264 + AAC; {args.frames_per_shard} frames/shard")
     print("| run | frames/s (median) | runs |")
     print("|---|---|---|")

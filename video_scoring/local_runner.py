@@ -15,7 +15,7 @@ from video_scoring.worker import ShardResult, ShardScorer
 def run_local(
     shards: list[Shard], spec: StepSpec, batch_size: int, progress: Progress, max_attempts: int
 ) -> tuple[list[ShardResult], dict[str, Any]]:
-    scorer = ShardScorer(build_step(spec), batch_size)
+    scorer = ShardScorer(build_step(spec), batch_size, spec.threads)
     progress.workers = 1
     results = []
     for shard in shards:

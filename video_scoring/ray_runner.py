@@ -37,7 +37,7 @@ class ShardActor:
     """Runs in a Ray worker process (made remote by ``run_on_ray``)."""
 
     def __init__(self, spec: StepSpec, batch_size: int) -> None:
-        self.scorer = ShardScorer(build_step(spec), batch_size)
+        self.scorer = ShardScorer(build_step(spec), batch_size, spec.threads)
 
     def describe(self) -> dict[str, Any]:
         return self.scorer.step.describe() | {"worker": self.scorer.worker}

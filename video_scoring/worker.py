@@ -38,9 +38,10 @@ class ShardResult:
 class ShardScorer:
     """One step (one ONNX Runtime session) scoring shard after shard."""
 
-    def __init__(self, step: FrameStep, batch_size: int) -> None:
+    def __init__(self, step: FrameStep, batch_size: int, decode_threads: int = 0) -> None:
         self.step = step
         self.batch_size = batch_size
+        self.decode_threads = decode_threads  # 0: FFmpeg's choice (every core)
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
     def score(self, shard: Shard) -> ShardResult:
@@ -56,7 +57,7 @@ class ShardScorer:
         results: dict[int, dict[str, Any]] = {}
         batch: list[tuple[int, RgbArray]] = []
         decoded = 0
-        for index, pixels in _decode(shard, seek):
+        for index, pixels in _decode(shard, seek, self.decode_threads):
             if index in results or any(i == index for i, _ in batch):
                 raise ShardError(f"{shard.name}: frame {index} was decoded twice")
             decoded += 1
@@ -89,12 +90,14 @@ class ShardScorer:
                 results[index] = result
 
 
-def _decode(shard: Shard, seek: bool) -> Any:
+def _decode(shard: Shard, seek: bool, threads: int) -> Any:
     """(frame index, RGB pixels) for each frame of the shard the decoder yields."""
     try:
         with av.open(str(shard.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if threads:
+                stream.thread_count = threads
             if shard.pts is None:
                 # No timestamps: one shard of the whole video, frames in decode order.
                 for i, frame in enumerate(container.decode(stream)):

@@ -40,7 +40,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--provider", default="auto", help="ONNX Runtime provider (auto, cuda, cpu, ...)"
     )
     parser.add_argument(
-        "--threads", type=int, default=0, help="ONNX Runtime threads per session (0: all cores)"
+        "--threads",
+        type=int,
+        default=0,
+        help="ONNX Runtime threads per session (0: every core here; on Ray, the actor's CPUs)",
     )
     parser.add_argument("--actors", type=int, default=0, help="Ray actors (0: one per CPU or GPU)")
     parser.add_argument("--cpus-per-actor", type=float, default=1.0)
@@ -62,7 +65,10 @@ def _score_video(args: argparse.Namespace) -> int:
     if args.frames_per_shard < 1 or args.batch < 1 or args.max_attempts < 1:
         raise CliError("--frames-per-shard, --batch and --max-attempts must be at least 1", USAGE)
     ray = None
+    threads = args.threads
     if args.ray:
+        # An actor uses the CPUs Ray gave it, not every core of its node.
+        threads = threads or max(1, int(args.cpus_per_actor))
         ray = RaySettings(
             address=args.ray,
             actors=args.actors,
@@ -73,7 +79,7 @@ def _score_video(args: argparse.Namespace) -> int:
     settings = JobSettings(
         inputs=tuple(args.inputs),
         out_dir=args.out,
-        step=StepSpec.classification(args.model, args.top_k, args.provider, args.threads),
+        step=StepSpec.classification(args.model, args.top_k, args.provider, threads),
         frames_per_shard=args.frames_per_shard,
         batch_size=args.batch,
         annotate=args.annotate,
