@@ -115,6 +115,9 @@ class ModuleConfig:
             decode_workers=get(
                 "DECODE_WORKERS", int, PipelineConfig.decode_workers, lambda v: 1 <= v <= 64
             ),
+            decode_processes=get(
+                "DECODE_PROCESSES", int, PipelineConfig.decode_processes, lambda v: 0 <= v <= 256
+            ),
             emit_concurrency=get(
                 "EMIT_CONCURRENCY", int, PipelineConfig.emit_concurrency, lambda v: 1 <= v <= 256
             ),

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from classifier.decode_limits import FrameLimits
+from classifier.decoding import Decoder
 from classifier.decoding.batch import DecodedBatch
 from classifier.decoding.prepared import PreparedFrame
+from classifier.decoding.processes import ProcessDecoder
 from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
@@ -56,7 +58,8 @@ class PipelineConfig:
     overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
     top_k: int = 3
     confidence_threshold: float = 0.0
-    decode_workers: int = 2
+    decode_workers: int = 2  # threads, when decode_processes is 0
+    decode_processes: int = 0  # worker processes writing into shared batch buffers
     emit_concurrency: int = 8
     passthrough_properties: tuple[str, ...] = ()
     max_request_entries: int = DEFAULT_MAX_ENTRIES
@@ -90,7 +93,11 @@ class Pipeline:
         self._outcome_room.set()
         self._outcomes_put = 0
         self._outcomes_done = 0
-        self._decoder = ThreadDecoder(config.decode_workers, config.limits)
+        self._decoder: Decoder = (
+            ProcessDecoder(config.decode_processes, config.limits, config.max_batch)
+            if config.decode_processes > 0
+            else ThreadDecoder(config.decode_workers, config.limits)
+        )
         self._infer_pool = ThreadPoolExecutor(1, "infer")
         self._tasks: list[asyncio.Task[None]] = []
         # Requests taken off the queue and not yet turned into outcomes, by identity: what
@@ -272,6 +279,7 @@ class Pipeline:
                 # for the model that serves now, then score them there.
                 self.metrics.count("batches_rescored")
                 requests = [p.request for p in good]
+                decoded.release()  # its buffer is free before the next one is taken
                 again = await self._decoder.decode(fallback, requests, time.monotonic())
                 try:
                     for p in again.items:
