@@ -74,8 +74,13 @@ Chunk = list[tuple[int, FrameRequest]]
 
 
 class ProcessDecoder:
-    def __init__(self, processes: int, limits: FrameLimits, capacity: int) -> None:
+    def __init__(
+        self, processes: int, limits: FrameLimits, capacity: int, in_flight: int = 3
+    ) -> None:
         self.processes = processes
+        # Batches that may hold a buffer at once (decoding ahead, inferred, re-decoded after a
+        # model fallback); fewer buffers than that would let those stages wait on each other.
+        self.in_flight = in_flight
         self.limits = limits
         self.capacity = capacity  # frames per buffer; a larger batch gets a larger pool
         self._context = multiprocessing.get_context("spawn")
@@ -239,7 +244,7 @@ class ProcessDecoder:
                 return pool
         for pool in self._pools:
             pool.retire()
-        pool = SlotPool(shape, max(frames, self.capacity))
+        pool = SlotPool(shape, max(frames, self.capacity), self.in_flight)
         pool.on_close = self._forget_pool
         self._pools = [p for p in self._pools if not p.closed] + [pool]
         return pool
