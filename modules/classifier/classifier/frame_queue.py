@@ -75,13 +75,20 @@ class FrameQueue(Generic[T]):
                 return queued
         return item
 
-    async def get_batch(self, max_items: int, max_wait_s: float) -> list[T]:
-        """Waits for one item, then up to ``max_wait_s`` more for the batch to fill."""
+    async def get_batch(
+        self,
+        max_items: int,
+        max_wait_s: float,
+        keep_filling: Callable[[], bool] = lambda: True,
+    ) -> list[T]:
+        """Waits for one item, then for the batch to fill: up to ``max_wait_s`` more, and only
+        while ``keep_filling()`` says waiting is free (the stage after this one is busy anyway).
+        ``wake`` makes a waiting call look at ``keep_filling`` again at once."""
         while not self._items:
             self._not_empty.clear()
             await self._not_empty.wait()
         deadline = time.monotonic() + max_wait_s
-        while len(self._items) < max_items:
+        while len(self._items) < max_items and keep_filling():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -93,6 +100,10 @@ class FrameQueue(Generic[T]):
         batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
         self._not_full.set()
         return batch
+
+    def wake(self) -> None:
+        """A waiting ``get_batch`` re-checks its condition (say, the next stage became free)."""
+        self._not_empty.set()
 
     def drain(self) -> list[T]:
         """Takes everything still queued (used at shutdown to report unscored frames)."""

@@ -3,10 +3,13 @@
 Stages and why they sit where they do:
 - intake runs on the event loop and does only cheap checks, so a flood of messages never
   waits behind decoding; the bounded frame queue applies the overflow policy right there.
-- the assembler takes a micro-batch (``max_batch`` or ``max_wait_ms``, whichever first), reads
-  the serving model from the ``ModelStore`` once for the whole batch (so a hot swap lands
-  between batches, never inside one) and decodes the batch for that model in a thread pool, one call per chunk rather than per frame to keep hand-off
-  overhead low; OpenCV releases the GIL, so decode overlaps inference of the previous batch.
+- the assembler takes a micro-batch, reads the serving model from the ``ModelStore`` once for
+  the whole batch (so a hot swap lands between batches, never inside one) and decodes the
+  batch for that model in a thread pool, one call per chunk rather than per frame to keep
+  hand-off overhead low; the decoders release the GIL, so decode overlaps inference of the
+  previous batch. A batch waits to fill (up to ``max_batch`` frames or ``max_wait_ms``) only
+  while inference is busy with the batch before it: then waiting costs nothing, and at low
+  rates a frame is decoded and scored the moment it arrives.
 - the inference stage runs the batch on the model it was decoded for, in its own single worker
   thread (ONNX Runtime releases the GIL in ``run``), then queues one outcome per frame. When a
   model on probation after a swap fails, the store hands back the previous model and the
@@ -25,23 +28,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from classifier.decode import decode_frame
 from classifier.decode_limits import FrameLimits
+from classifier.decoding import Decoder
+from classifier.decoding.batch import DecodedBatch
+from classifier.decoding.prepared import PreparedFrame
+from classifier.decoding.processes import ProcessDecoder
+from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
 from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
-from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels
+from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels_batch
 from classifier.preprocess import FloatArray
 from edge_module.hub import InboundMessage
 
 log = logging.getLogger(__name__)
 
 Outcome = Prediction | FrameFailure
+# Batches decoding at once ahead of the one being inferred.
+DECODE_AHEAD = 2
 Emit = Callable[[Outcome], Awaitable[None]]
 
 
@@ -53,7 +60,8 @@ class PipelineConfig:
     overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
     top_k: int = 3
     confidence_threshold: float = 0.0
-    decode_workers: int = 2
+    decode_workers: int = 2  # threads, when decode_processes is 0
+    decode_processes: int = 0  # worker processes writing into shared batch buffers
     emit_concurrency: int = 8
     passthrough_properties: tuple[str, ...] = ()
     max_request_entries: int = DEFAULT_MAX_ENTRIES
@@ -61,19 +69,9 @@ class PipelineConfig:
 
 
 @dataclass
-class _Prepared:
-    request: FrameRequest
-    tensor: FloatArray | None = None
-    error: FrameError | None = None
-    width: int = 0
-    height: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
 class _Batch:
     model: ServingModel  # the model every frame of the batch was decoded for
-    items: list[_Prepared]
+    decoded: DecodedBatch
 
 
 class Pipeline:
@@ -85,8 +83,9 @@ class Pipeline:
         self._queue: FrameQueue[FrameRequest] = FrameQueue(
             config.queue_capacity, config.overflow, self._dropped
         )
-        # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
-        self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
+        # Batches being decoded, in order: up to DECODE_AHEAD decode at once while one is
+        # inferred, so the decoders never wait for a batch to be assembled.
+        self._batches: asyncio.Queue[asyncio.Task[_Batch]] = asyncio.Queue(maxsize=DECODE_AHEAD)
         # Failures are put without waiting (they may come from sync callbacks); predictions,
         # and each new message at intake, wait for room below the high-water mark, so a hub
         # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
@@ -97,7 +96,15 @@ class Pipeline:
         self._outcome_room.set()
         self._outcomes_put = 0
         self._outcomes_done = 0
-        self._decode_pool = ThreadPoolExecutor(config.decode_workers, "decode")
+        self._decoder: Decoder = (
+            # Buffers: the batches decoding ahead, the one being assembled, the one inferred,
+            # and one to decode a batch again after a fallback to the previous model.
+            ProcessDecoder(
+                config.decode_processes, config.limits, config.max_batch, DECODE_AHEAD + 3
+            )
+            if config.decode_processes > 0
+            else ThreadDecoder(config.decode_workers, config.limits)
+        )
         self._infer_pool = ThreadPoolExecutor(1, "infer")
         self._tasks: list[asyncio.Task[None]] = []
         # Requests taken off the queue and not yet turned into outcomes, by identity: what
@@ -105,11 +112,13 @@ class Pipeline:
         self._in_flight: dict[int, FrameRequest] = {}
         self._idle = asyncio.Event()  # set whenever nothing is queued or in flight
         self._idle.set()
+        self._inferring = False  # a batch is in the inference stage or waiting for it
         self._accepting = False
 
     async def start(self, emit: Emit) -> None:
         """Starts the stages; every outcome (prediction or failure) is handed to ``emit``."""
         self._emit = emit
+        await self._decoder.start()
         self._accepting = True
         self._tasks = [
             asyncio.create_task(self._assemble(), name="assemble"),
@@ -178,6 +187,14 @@ class Pipeline:
         for task in stages:
             task.cancel()
         await asyncio.gather(*stages, return_exceptions=True)
+        pending = []
+        while not self._batches.empty():
+            pending.append(self._batches.get_nowait())
+        for decoding in pending:
+            decoding.cancel()
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, _Batch):  # decoded before it was cancelled: free its buffer
+                result.decoded.release()
         unscored = list(self._in_flight.values()) + self._queue.drain()
         self._in_flight.clear()
         for request in unscored:
@@ -191,7 +208,7 @@ class Pipeline:
         for task in emitters:
             task.cancel()
         await asyncio.gather(*emitters, return_exceptions=True)
-        self._decode_pool.shutdown(wait=True, cancel_futures=True)
+        await self._decoder.close()
         self._infer_pool.shutdown(wait=True, cancel_futures=True)
 
     @property
@@ -225,73 +242,59 @@ class Pipeline:
     async def _assemble(self) -> None:
         while True:
             requests = await self._queue.get_batch(
-                self.config.max_batch, self.config.max_wait_ms / 1000
+                self.config.max_batch, self.config.max_wait_ms / 1000, self._inference_busy
             )
             self._in_flight.update((id(r), r) for r in requests)
             model = self.store.current
-            items = await self._decode(model, requests, time.monotonic())
-            await self._batches.put(_Batch(model, items))
-
-    async def _decode(
-        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
-    ) -> list[_Prepared]:
-        loop = asyncio.get_running_loop()
-        size = -(-len(requests) // self.config.decode_workers)
-        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
-        parts = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._decode_pool, self._prepare, model, c, picked_s)
-                for c in chunks
-            )
-        )
-        return [p for part in parts for p in part]
-
-    def _prepare(
-        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
-    ) -> list[_Prepared]:
-        out = []
-        preprocess = model.preprocessor
-        for request in requests:
-            item = _Prepared(request, timings_ms={"queue": (picked_s - request.received_s) * 1000})
+            decoding = asyncio.create_task(self._decode_batch(model, requests))
             try:
-                if request.rejected is not None:
-                    raise request.rejected
-                image = decode_frame(request, self.config.limits, preprocess.spec)
-                item.tensor = preprocess(image)
-                item.width, item.height = image.width, image.height
-                item.timings_ms.update(image.timings_ms)
-            except FrameError as e:
-                item.error = e
-            except Exception as e:  # a decoder bug must cost one frame, not the stream
-                log.exception("unexpected error decoding frame %r", request.meta.frame_id)
-                item.error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"decoding failed: {e!r}")
-            out.append(item)
-        return out
+                await self._batches.put(decoding)
+            except asyncio.CancelledError:
+                decoding.cancel()
+                raise
+
+    async def _decode_batch(self, model: ServingModel, requests: list[FrameRequest]) -> _Batch:
+        return _Batch(model, await self._decoder.decode(model, requests, time.monotonic()))
+
+    def _inference_busy(self) -> bool:
+        return self._inferring or not self._batches.empty()
 
     async def _infer(self) -> None:
         while True:
             await self._wait_for_outcome_room()
-            batch = await self._batches.get()
+            decoding = await self._batches.get()
+            self._inferring = True
             try:
-                for p in batch.items:
+                batch = await decoding
+            except asyncio.CancelledError:
+                decoding.cancel()
+                raise
+            items = batch.decoded.items
+            try:
+                for p in items:
                     if p.error is not None:
                         self._settle(p, FrameFailure(p.request.meta, p.error))
-                await self._score(batch.model, [p for p in batch.items if p.tensor is not None])
+                await self._score(batch.model, batch.decoded)
             except Exception as e:  # one batch's surprise must not end the stage
-                log.exception("unexpected error scoring a batch of %d", len(batch.items))
+                log.exception("unexpected error scoring a batch of %d", len(items))
                 error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
-                for p in batch.items:
+                for p in items:
                     if id(p.request) in self._in_flight:
                         self._settle(p, FrameFailure(p.request.meta, error))
-            for p in batch.items:
+            finally:
+                batch.decoded.release()
+            for p in items:
                 self._in_flight.pop(id(p.request), None)
+            self._inferring = False
+            self._queue.wake()  # a batch still filling need not wait any longer
             self._update_idle()
 
-    async def _score(self, model: ServingModel, good: list[_Prepared]) -> None:
+    async def _score(self, model: ServingModel, decoded: DecodedBatch) -> None:
+        good = decoded.good
         if not good:
             return
         loop = asyncio.get_running_loop()
-        tensor = np.stack([p.tensor for p in good if p.tensor is not None])
+        tensor = decoded.model_input(good)
         started = time.perf_counter()
         try:
             scores = await loop.run_in_executor(self._infer_pool, model.engine.run, tensor)
@@ -303,11 +306,15 @@ class Pipeline:
                 # for the model that serves now, then score them there.
                 self.metrics.count("batches_rescored")
                 requests = [p.request for p in good]
-                again = await self._decode(fallback, requests, time.monotonic())
-                for p in again:
-                    if p.error is not None:
-                        self._settle(p, FrameFailure(p.request.meta, p.error))
-                await self._score(fallback, [p for p in again if p.tensor is not None])
+                decoded.release()  # its buffer is free before the next one is taken
+                again = await self._decoder.decode(fallback, requests, time.monotonic())
+                try:
+                    for p in again.items:
+                        if p.error is not None:
+                            self._settle(p, FrameFailure(p.request.meta, p.error))
+                    await self._score(fallback, again)
+                finally:
+                    again.release()
                 return
             for p in good:
                 error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
@@ -316,39 +323,43 @@ class Pipeline:
             self._predicted(model, good, scores, (time.perf_counter() - started) * 1000)
             self.store.served(model, len(good))
 
-    def _settle(self, prepared: _Prepared, outcome: Outcome) -> None:
+    def _settle(self, prepared: PreparedFrame, outcome: Outcome, counted: bool = False) -> None:
         """Queues a frame's one outcome and marks it done, so a later failure in the same
-        batch cannot give it a second one."""
+        batch cannot give it a second one. ``counted``: the caller counts it with its batch."""
         self._in_flight.pop(id(prepared.request), None)
         if isinstance(outcome, FrameFailure):
             self.metrics.count(f"frames_failed.{outcome.error.code}")
-        else:
+        elif not counted:
             self.metrics.count("frames_scored")
         self._outcomes_put += 1
         self._outcomes.put_nowait(outcome)
 
     def _predicted(
-        self, model: ServingModel, batch: list[_Prepared], scores: FloatArray, infer_ms: float
+        self, model: ServingModel, batch: list[PreparedFrame], scores: FloatArray, infer_ms: float
     ) -> None:
-        labels = model.engine.model.spec.labels
         config = self.config
         now = time.monotonic()
-        self.metrics.count("batches")
-        self.metrics.observe("inference_batch", infer_ms)
-        self.metrics.observe_size("batch_size", len(batch))
-        for p, row in zip(batch, scores, strict=True):
-            timings = p.timings_ms | {"inference": infer_ms, "batch_size": float(len(batch))}
-            timings["total"] = (now - p.request.received_s) * 1000
-            for stage in ("queue", "decode", "preprocess", "total"):
-                if stage in timings:
-                    self.metrics.observe(stage, timings[stage])
-            try:
-                top = top_labels(row, labels, config.top_k, config.confidence_threshold)
-            except Exception as e:  # e.g. a model whose output does not fit its labels
-                log.exception("could not rank the scores of frame %r", p.request.meta.frame_id)
-                error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
+        try:
+            ranked = top_labels_batch(
+                scores, model.engine.model.spec.labels, config.top_k, config.confidence_threshold
+            )
+        except Exception as e:  # e.g. a model whose output does not fit its labels
+            log.exception("could not rank the scores of a batch of %d", len(batch))
+            error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
+            for p in batch:
                 self._settle(p, FrameFailure(p.request.meta, error))
-                continue
+            return
+        # Metrics are recorded once per batch, under one lock: per-frame bookkeeping is what
+        # limits a small model's throughput.
+        stages: dict[str, list[float]] = {"queue": [], "decode": [], "preprocess": [], "total": []}
+        shared = {"inference": infer_ms, "batch_size": float(len(batch))}
+        for p, top in zip(batch, ranked, strict=True):
+            timings = p.timings_ms | shared
+            timings["total"] = (now - p.request.received_s) * 1000
+            for stage, values in stages.items():
+                value = timings.get(stage)
+                if value is not None:
+                    values.append(value)
             prediction = Prediction(
                 meta=p.request.meta,
                 labels=top,
@@ -357,7 +368,11 @@ class Pipeline:
                 width=p.width,
                 height=p.height,
             )
-            self._settle(p, prediction)
+            self._settle(p, prediction, counted=True)
+        self.metrics.count("batches")
+        self.metrics.count("frames_scored", len(batch))
+        self.metrics.observe_many(stages | {"inference_batch": [infer_ms]})
+        self.metrics.observe_size("batch_size", len(batch))
 
     async def _emitter(self) -> None:
         while True:
