@@ -60,7 +60,7 @@ class ModuleConfig:
             policy=policy,
             intra_op_threads=get("INTRA_OP_THREADS", int, 0, lambda v: 0 <= v <= 256),
             inter_op_threads=get("INTER_OP_THREADS", int, 1, lambda v: 1 <= v <= 64),
-            spin=get("ORT_THREAD_SPINNING", _boolean, False),
+            spin=get("ORT_THREAD_SPINNING", boolean, False),
         )
         limits = FrameLimits(
             max_frame_bytes=get("MAX_FRAME_BYTES", int, FrameLimits.max_frame_bytes, positive),
