@@ -106,9 +106,16 @@ class RayCluster:
         return node
 
     def kill_worker(self, number: int) -> None:
-        """The worker node dies at once: its raylet and its worker processes (SIGKILL)."""
+        """The worker node dies at once: its raylet and its worker processes (SIGKILL).
+
+        The raylet starts worker processes in sessions of their own, so the node's process
+        group alone would leave the actors running: every descendant is killed by its PID,
+        found before any of them dies (orphans lose their parent link)."""
         node = self.worker_nodes[number]
+        doomed = _descendants(node.pid)
         _kill_group(node, signal.SIGKILL)
+        for process in doomed:
+            _kill_if_same(process)
         node.wait(10)
 
     def _log(self, name: str) -> IO[bytes]:
@@ -117,13 +124,21 @@ class RayCluster:
         return log
 
     def stop(self) -> None:
-        for node in [*self.worker_nodes, *([self.head] if self.head else [])]:
+        nodes = [*self.worker_nodes, *([self.head] if self.head else [])]
+        # Worker processes live in sessions of their own (see kill_worker): found now, ended
+        # by PID below if they outlive their raylet.
+        stragglers = [
+            process for node in nodes if node.poll() is None for process in _descendants(node.pid)
+        ]
+        for node in nodes:
             _kill_group(node, signal.SIGTERM)
-        for node in [*self.worker_nodes, *([self.head] if self.head else [])]:
+        for node in nodes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.wait(10)
             _kill_group(node, signal.SIGKILL)
             node.wait(10)
+        for process in stragglers:
+            _kill_if_same(process)
         if self._holder is not None:
             _kill_group(self._holder, signal.SIGKILL)
             self._holder.wait(10)
@@ -196,3 +211,38 @@ def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     if process.poll() is None or sig is signal.SIGKILL:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """(PID, start time) of every process below ``root``: the start time tells a process
+    from a later one that reuses its PID."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields:
+            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
+def _kill_if_same(process: tuple[int, str]) -> None:
+    pid, started = process
+    fields = _stat_fields(pid)
+    if fields and fields[19] == started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command (which may hold spaces and parentheses): field 0 is
+    the state, 1 the parent PID, 19 the start time."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
