@@ -27,11 +27,11 @@ from benchmarks.models import ensure_model
 from benchmarks.pipeline_throughput import camera_jpegs, pipeline_fps
 from classifier.engine import InferenceEngine
 from simulator.app import Simulator, SimulatorSettings
-from simulator.cli import set_module_env
-from simulator.demo_summary import observe
-from simulator.local_modules import REPO, local_device_manifest, repo_module_commands
-from simulator.runtime import ModuleCommand
-from simulator.upstream import MessageFilter, UpstreamStore
+from simulator.cli.demo_summary import observe
+from simulator.cli.main import set_module_env
+from simulator.device.runtime import ModuleCommand
+from simulator.hub.upstream import MessageFilter, UpstreamStore
+from simulator.local.modules import REPO, local_device_manifest, repo_module_commands
 
 P99_LIMIT_MS = 100.0
 

@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from simulator.certs import CertificateSet, ensure_certificates
-from simulator.configurations import ConfigurationStore
-from simulator.edgehub import EdgeHub
+from simulator.deployment.manifest import DeploymentManifest, ManifestError, parse_manifest
+from simulator.deployment.routes import Router, parse_routes
+from simulator.device.edgehub import EdgeHub
+from simulator.device.runtime import EdgeRuntimeSettings, LocalRuntime, ModuleCommand
+from simulator.device.workload_api import WorkloadApi
 from simulator.errors import HubError, SimulatorError
-from simulator.identity import Registry
+from simulator.hub.configurations import ConfigurationStore
+from simulator.hub.registry import Registry
+from simulator.hub.service_api import ServiceApi
+from simulator.hub.twins import TwinStore
+from simulator.hub.upstream import UpstreamStore
 from simulator.jsondoc import JsonObject
-from simulator.manifest import DeploymentManifest, ManifestError, parse_manifest
 from simulator.mqtt import MqttServer
-from simulator.routing import Router, parse_routes
-from simulator.runtime import EdgeRuntimeSettings, LocalRuntime, ModuleCommand
-from simulator.service_api import ServiceApi
-from simulator.twins import TwinStore
-from simulator.upstream import UpstreamStore
-from simulator.workload_api import WorkloadApi
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 from cloud_tools.genconfig import device_manifest
 from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
 from simulator.app import Simulator, SimulatorSettings
+from simulator.device.runtime import ModuleCommand
+from simulator.hub.upstream import MessageFilter, StoredMessage
 from simulator.mqtt.testing import eventually, random_loopback_host
-from simulator.runtime import ModuleCommand
-from simulator.upstream import MessageFilter, StoredMessage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "deployment.template.json"

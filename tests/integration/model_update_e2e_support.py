@@ -24,12 +24,12 @@ from classifier.model_update.desired import MODEL_KEYS, SCHEMA_VERSION
 from cloud_tools.hub_service import HubService
 from cloud_tools.model_storage import UploadedModel, upload_model
 from simulator.app import Simulator
-from simulator.blob_storage import AzuriteServer, BlobEndpoint
 from simulator.certs import CA_CERT_FILE
+from simulator.device.runtime import ModuleCommand
+from simulator.hub.upstream import MessageFilter
+from simulator.local.blob_storage import AzuriteServer, BlobEndpoint
+from simulator.local.tool_env import blob_storage
 from simulator.mqtt.testing import eventually
-from simulator.runtime import ModuleCommand
-from simulator.tool_env import blob_storage
-from simulator.upstream import MessageFilter
 from tests.integration.e2e_support import (
     DEVICE,
     REPO_ROOT,

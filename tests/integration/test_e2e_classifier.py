@@ -20,9 +20,9 @@ from azure.iot.device import Message
 from azure.iot.hub.models import CloudToDeviceMethod
 
 from simulator.app import Simulator
+from simulator.device.runtime import ModuleCommand
+from simulator.hub.upstream import MessageFilter, StoredMessage
 from simulator.mqtt.testing import eventually
-from simulator.runtime import ModuleCommand
-from simulator.upstream import MessageFilter, StoredMessage
 from tests.conftest import solid_rgb
 from tests.integration.e2e_support import (
     DEVICE,

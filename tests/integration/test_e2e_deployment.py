@@ -26,7 +26,7 @@ from cloud_tools.__main__ import main as cloud_tools
 from cloud_tools.genconfig import compose
 from simulator.app import Simulator
 from simulator.errors import SimulatorError
-from simulator.local_modules import repo_module_commands
+from simulator.local.modules import repo_module_commands
 from tests.integration.e2e_support import (
     DEVICE,
     SDK_SOCKET_LEAK,

@@ -21,8 +21,8 @@ from azure.iot.hub.models import (
 from msrest.exceptions import HttpOperationError
 
 from simulator.app import Simulator
+from simulator.device.runtime import ModuleCommand, RuntimeStatus
 from simulator.mqtt.testing import eventually
-from simulator.runtime import ModuleCommand, RuntimeStatus
 from tests.integration.e2e_support import (
     DEVICE,
     SDK_SOCKET_LEAK,

@@ -17,8 +17,8 @@ import pytest
 
 from classifier.engine import file_sha256
 from classifier.model_update.signing import check_signature, parse_public_key
+from simulator.local.tool_env import write_connection_info
 from simulator.mqtt.testing import eventually
-from simulator.tool_env import write_connection_info
 from tests.integration.e2e_support import DEVICE, REPO_ROOT, SDK_SOCKET_LEAK, template_manifest
 from tests.integration.model_update_e2e_support import Stack, running_stack
 from tests.support.tiny_models import write_versioned_colour_model

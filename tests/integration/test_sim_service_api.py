@@ -22,12 +22,12 @@ from azure.iot.hub.models import (
 from msrest.exceptions import HttpOperationError
 
 from simulator.certs import ensure_certificates
-from simulator.configurations import ConfigurationStore
-from simulator.identity import Registry, new_key
+from simulator.hub.configurations import ConfigurationStore
+from simulator.hub.registry import Registry, new_key
+from simulator.hub.service_api import ServiceApi
+from simulator.hub.twins import TwinStore
 from simulator.jsondoc import JsonObject, JsonValue
 from simulator.methods import LoopbackTransport, in_process_dispatcher
-from simulator.service_api import ServiceApi
-from simulator.twins import TwinStore
 
 D, M = "dev1", "classifier"
 DEPLOYMENT: dict[str, Any] = {

@@ -15,9 +15,9 @@ from azure.iot.device import IoTHubModuleClient
 from azure.iot.device.iothub.edge_hsm import IoTEdgeError, IoTEdgeHsm
 
 from simulator.certs import CertificateSet, ensure_certificates
-from simulator.identity import ModuleIdentity, Registry
+from simulator.device.workload_api import WorkloadApi
+from simulator.hub.registry import ModuleIdentity, Registry
 from simulator.sas import sign
-from simulator.workload_api import WorkloadApi
 
 API_VERSION = "2022-08-03"
 HUB = "sim-hub.local"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.configurations import ConfigurationStore
 from simulator.errors import HubError
+from simulator.hub.configurations import ConfigurationStore
 from simulator.jsondoc import JsonObject
 
 CONTENT = {"modulesContent": {"$edgeAgent": {"properties.desired": {"schemaVersion": "1.1"}}}}

@@ -13,7 +13,7 @@ from azure.iot.device.common.auth.signing_mechanism import SymmetricKeySigningMe
 from azure.iot.hub.connection_string import ConnectionString as HubCS
 
 from simulator.errors import HubError, SasTokenError
-from simulator.identity import Registry
+from simulator.hub.registry import Registry
 
 HUB = "sim-hub.local"
 

@@ -17,7 +17,7 @@ from simulator.query import (
     parse_twin_query,
     resolve_in_document,
 )
-from simulator.query_syntax import FUNCTION_ARITIES
+from simulator.query.syntax import FUNCTION_ARITIES
 
 DOC: JsonValue = {
     "moduleId": "classifier",

@@ -11,8 +11,8 @@ from azure.iot.hub.protocol import models as hub_models
 from msrest import Deserializer
 
 from simulator.errors import HubError
+from simulator.hub.twins import SECTION_MAX_BYTES, TwinStore
 from simulator.jsondoc import JsonObject, JsonValue
-from simulator.twins import SECTION_MAX_BYTES, TwinStore
 
 D, M = "dev1", "classifier"
 

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.upstream import StoredMessage
+from simulator.hub.upstream import StoredMessage
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,15 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.configurations import ConfigurationStore
 from simulator.errors import HubError, QuerySyntaxError, SasTokenError
 from simulator.http_server import HttpServer
-from simulator.identity import ModuleIdentity, Registry
+from simulator.hub.configurations import ConfigurationStore
+from simulator.hub.registry import ModuleIdentity, Registry
+from simulator.hub.twins import TwinStore
 from simulator.jsondoc import JsonObject, JsonValue, is_object
 from simulator.methods import MethodDispatcher
 from simulator.query import matches, parse_twin_query, resolve_in_document
 from simulator.sas import verify_service_token
-from simulator.twins import TwinStore
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-from simulator.manifest import RestartPolicy
+from simulator.deployment.manifest import RestartPolicy
 
 __all__ = ["BackoffPolicy", "Launch", "ModuleProcess", "ModuleReport", "RuntimeStatus"]
 

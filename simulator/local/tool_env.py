@@ -24,7 +24,7 @@ from typing import Any
 import certifi
 
 from simulator.app import Simulator
-from simulator.blob_storage import AzuriteServer, BlobEndpoint, BlobStorageUnavailableError
+from simulator.local.blob_storage import AzuriteServer, BlobEndpoint, BlobStorageUnavailableError
 
 log = logging.getLogger(__name__)
 

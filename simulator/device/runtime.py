@@ -35,20 +35,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from simulator.errors import SimulatorError
-from simulator.manifest import (
+from simulator.deployment.manifest import (
     DeploymentManifest,
     DesiredStatus,
     ModuleSpec,
     split_create_options,
 )
-from simulator.module_process import (
+from simulator.device.module_process import (
     BackoffPolicy,
     Launch,
     ModuleProcess,
     ModuleReport,
     RuntimeStatus,
 )
+from simulator.errors import SimulatorError
 
 __all__ = [
     "WORKLOAD_API_VERSION",

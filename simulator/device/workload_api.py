@@ -23,7 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from simulator.http_server import HttpServer
-from simulator.identity import Registry
+from simulator.hub.registry import Registry
 from simulator.sas import sign_bytes
 
 _KEY_IDS = ("primary", "secondary")

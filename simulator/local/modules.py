@@ -11,9 +11,9 @@ from typing import Any
 from cloud_tools.genconfig import device_manifest
 from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
 from simulator.certs import CA_CERT_FILE
-from simulator.runtime import ModuleCommand
+from simulator.device.runtime import ModuleCommand
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deployment.template.json"
 # The demo camera comes as a layered deployment over the base, as on a real device.
 CAMERA_LAYER = REPO / "layered.camera.template.json"

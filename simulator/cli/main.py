@@ -23,18 +23,18 @@ from typing import Any
 
 from cloud_tools.genconfig import GenconfigError, compose
 from simulator.app import Simulator, SimulatorSettings
-from simulator.demo_summary import Summary, frame_line, observe
-from simulator.demo_update import SECOND_VERSION, push_second_version
+from simulator.cli.demo_summary import Summary, frame_line, observe
+from simulator.cli.demo_update import SECOND_VERSION, push_second_version
 from simulator.errors import SimulatorError
-from simulator.local_modules import (
+from simulator.hub.upstream import MessageFilter, UpstreamStore
+from simulator.local.modules import (
     CAMERA_LAYER,
     REPO,
     TEMPLATE,
     local_device_manifest,
     repo_module_commands,
 )
-from simulator.tool_env import blob_storage, export_lines, write_connection_info
-from simulator.upstream import MessageFilter, UpstreamStore
+from simulator.local.tool_env import blob_storage, export_lines, write_connection_info
 
 DEFAULT_STATE = REPO / ".run" / "simulator"
 

@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable
 
 from simulator.errors import HubError
+from simulator.hub.twins import iso_timestamp
 from simulator.jsondoc import JsonObject, is_object
-from simulator.twins import iso_timestamp
 
 _ID_RE = re.compile(r"[a-z0-9\-:+%_#*?!(),=@;']{1,128}")
 _CONTENT_KINDS = ("modulesContent", "moduleContent", "deviceContent")

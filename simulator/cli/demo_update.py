@@ -15,8 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from simulator.local_modules import REPO
-from simulator.tool_env import export_lines
+from simulator.local.modules import REPO
+from simulator.local.tool_env import export_lines
 from synthcam.frames import make_frame
 
 DEFAULT_MODEL = REPO / "modules" / "classifier" / "models" / "seed-cnn-synth10.onnx"

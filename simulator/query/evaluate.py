@@ -1,4 +1,4 @@
-"""Evaluation of the IoT Hub query subset (syntax in ``simulator.query_syntax``).
+"""Evaluation of the IoT Hub query subset (syntax in ``simulator.query.syntax``).
 
 Evaluation follows IoT Hub's three-valued logic: a missing reference is *undefined*; comparing
 undefined, null, or values of different types gives undefined; ``NOT undefined`` is undefined;
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from simulator.jsondoc import JsonValue, is_object
-from simulator.query_syntax import (
+from simulator.query.syntax import (
     Compare,
     Expr,
     InList,

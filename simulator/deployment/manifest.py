@@ -149,13 +149,13 @@ def default_schemas_dir() -> Path:
     """Where the vendored schemas live, first match wins.
 
     ``$EDGE_MANIFEST_SCHEMAS_DIR``; ``$SHARED_DIR/schemas``; ``../shared/schemas`` beside the
-    repository root (this file's grandparent); ``shared/schemas`` inside a checkout that
+    repository root (two folders above this file's); ``shared/schemas`` inside a checkout that
     carries its own copy. Read when called, never at import.
     """
     override = os.environ.get(SCHEMAS_DIR_ENV)
     if override:
         return Path(override)
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]
     candidates = [repo_root.parent / "shared" / "schemas", repo_root / "shared" / "schemas"]
     shared = os.environ.get(SHARED_DIR_ENV)
     if shared:

@@ -20,8 +20,11 @@ import urllib.parse
 from collections import Counter, deque
 from collections.abc import Callable
 
+from simulator.deployment.routes import Router
 from simulator.errors import HubError, SasTokenError
-from simulator.identity import Registry
+from simulator.hub.registry import Registry
+from simulator.hub.twins import TwinStore
+from simulator.hub.upstream import UpstreamStore
 from simulator.jsondoc import JsonObject
 from simulator.messages import Message, input_topic, message_from_bag, parse_event_topic
 from simulator.methods import MethodCalls
@@ -33,9 +36,6 @@ from simulator.mqtt import (
     MqttServer,
     PublishRejectedError,
 )
-from simulator.routing import Router
-from simulator.twins import TwinStore
-from simulator.upstream import UpstreamStore
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from simulator.errors import SimulatorError
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO / "tools" / "node" / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "simstore"
 _START_TIMEOUT_S = 60.0
