@@ -1,108 +1,40 @@
-"""``python -m simulator``: run the simulated hub and device, read upstream messages, run the demo.
+"""``python -m simulator``: run a simulated hub and its IoT Edge devices, read upstream
+messages, connect modules of your own, run the demo.
 
-    up        start the hub, edgeHub, workload API, runtime and Blob Storage (Azurite); Ctrl-C stops
-    env       print export lines for the operator's tools: eval "$(python -m simulator env)"
-    messages  print messages that reached $upstream (``--follow`` to keep reading)
-    demo      up + the synthetic camera and classifier, with live predictions and a summary
+    up          start the hub, N edge devices (edgeHub, workload API, runtime each) and Blob
+                Storage (Azurite); Ctrl-C stops. ``--devices 10 --tags site=lab``
+    env         print export lines for the operator's tools: eval "$(python -m simulator env)"
+    module-env  print the environment a module of your own needs to connect to a device's
+                edgeHub (its identity is created through the hub if it does not exist)
+    messages    print messages that reached $upstream (``--follow`` to keep reading)
+    demo        up + the synthetic camera and classifier, with live predictions and a summary
 
-``up`` and ``demo`` write ``<state-dir>/connection.json`` (hub connection string, CA file):
-cloud tools and the azure-iot-hub SDK use it with ``REQUESTS_CA_BUNDLE`` set to the CA file.
+``up`` and ``demo`` write ``<state-dir>/connection.json`` (hub connection string, CA file,
+every device's gateway address): cloud tools and the azure-iot-hub SDK use it with
+``REQUESTS_CA_BUNDLE`` set to the CA bundle. The state directory keeps the hub (identities,
+twins, deployments, the service port) across restarts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import ipaddress
 import json
 import logging
-import signal
+import os
+import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
-from cloud_tools.genconfig import GenconfigError, compose
-from simulator.app import Simulator, SimulatorSettings
-from simulator.cli.demo_summary import Summary, frame_line, observe
-from simulator.cli.demo_update import SECOND_VERSION, push_second_version
+from simulator.cli.run import cmd_demo, cmd_up
 from simulator.errors import SimulatorError
+from simulator.fleet import DEFAULT_DEVICE_ID
 from simulator.hub.upstream import MessageFilter, UpstreamStore
-from simulator.local.modules import (
-    CAMERA_LAYER,
-    REPO,
-    TEMPLATE,
-    local_device_manifest,
-    repo_module_commands,
-)
-from simulator.local.tool_env import blob_storage, export_lines, write_connection_info
+from simulator.local.modules import CAMERA_LAYER, REPO, TEMPLATE
+from simulator.local.tool_env import export_lines, read_connection_info
 
 DEFAULT_STATE = REPO / ".run" / "simulator"
-
-
-def _settings(args: argparse.Namespace) -> SimulatorSettings:
-    return SimulatorSettings(
-        state_dir=args.state_dir,
-        address=args.address,
-        device_id=args.device_id,
-        echo_module_output=getattr(args, "echo", False),
-    )
-
-
-def _manifest(args: argparse.Namespace) -> dict[str, Any]:
-    """The device's deployment: a base plus layers, as IoT Hub would hand it to edgeAgent.
-
-    From templates, genconfig generates and checks both (local registry variables); from
-    generated manifests, the layers are applied as written and the runtime validates the
-    result as edgeAgent would, refusing, for one, an image left as ``${MODULES...}``.
-    """
-    if args.manifest is not None:
-        try:
-            base = json.loads(args.manifest.read_text())
-            layers = [json.loads(path.read_text()) for path in args.layer or ()]
-            return compose(base, layers)
-        except (json.JSONDecodeError, GenconfigError) as e:
-            raise SimulatorError(f"cannot use {args.manifest}: {e}") from e
-    layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
-    try:
-        return local_device_manifest(args.template, layers)
-    except GenconfigError as e:
-        raise SimulatorError(f"cannot deploy {args.template}:\n{e}") from e
-
-
-def set_module_env(manifest: dict[str, Any], module: str, name: str, value: str) -> None:
-    agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
-    agent["modules"][module].setdefault("env", {})[name] = {"value": value}
-
-
-async def _until_stopped(duration_s: float | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), duration_s)
-
-
-async def cmd_up(args: argparse.Namespace) -> int:
-    sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
-    try:
-        await sim.start(_manifest(args))
-        async with blob_storage(sim, args.storage_port) as server:
-            storage = server.endpoint if server else None
-            path = write_connection_info(sim, storage)
-            print(
-                f"simulator up on {args.address}: edgeHub :8883, service API {sim.hub_connection_string().split(';')[0]}"
-            )
-            if storage is not None:
-                print(f"blob storage (Azurite): {storage.url}")
-            print(
-                f"connection info: {path}\nmodule logs: {args.state_dir / 'runtime' / 'logs'}\n"
-                f'tools: eval "$(python -m simulator env)"\nCtrl-C stops.'
-            )
-            await _until_stopped(args.duration)
-    finally:
-        await sim.stop()
-    return 0
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -135,61 +67,116 @@ async def cmd_messages(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_demo(args: argparse.Namespace) -> int:
-    manifest = _manifest(args)
-    set_module_env(manifest, "synthcam", "FPS", str(args.fps))
-    sim = Simulator(_settings(args), repo_module_commands(args.state_dir))
-    summary = Summary()
+def cmd_module_env(args: argparse.Namespace) -> int:
+    """Export lines for a module of one's own (the development path: connection string + CA)."""
     try:
-        await sim.start(manifest)
-        async with blob_storage(sim, args.storage_port) as storage:
-            write_connection_info(sim, storage.endpoint if storage else None)
-            print(
-                f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
-            )
-            assert sim.upstream is not None
-            tasks = [asyncio.create_task(_show(sim.upstream, summary, args.quiet))]
-            if storage is not None and args.update_after > 0:
-                tasks.append(asyncio.create_task(_update_later(args, summary)))
-            try:
-                await _until_stopped(args.duration)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        await sim.stop()
-    print("final: " + summary.line())
-    if summary.total == 0:
+        info = read_connection_info(args.state_dir)
+    except FileNotFoundError:
         print(
-            f"no predictions arrived: see the module logs in {args.state_dir / 'runtime' / 'logs'}",
-            file=sys.stderr,
+            f"no simulator state in {args.state_dir}: run 'python -m simulator up'", file=sys.stderr
         )
-        return 1
+        return 2
+    devices = {d["deviceId"]: d for d in info.get("devices") or []}
+    device_id = args.device or info["deviceId"]
+    device = devices.get(device_id)
+    if device is None:
+        print(f"no device {device_id!r} runs here; devices: {', '.join(devices)}", file=sys.stderr)
+        return 2
+    key = module_key(info, device_id, args.module)
+    connection = (
+        f"HostName={info['hubHostName']};GatewayHostName={device['gatewayHostName']};"
+        f"DeviceId={device_id};ModuleId={args.module};SharedAccessKey={key}"
+    )
+    values = {"EdgeHubConnectionString": connection, "EdgeModuleCACertificateFile": info["caFile"]}
+    print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in values.items()))
     return 0
 
 
-async def _update_later(args: argparse.Namespace, summary: Summary) -> None:
-    await asyncio.sleep(args.update_after)
-    print(f"{summary.line()}\n-- pushing model version {SECOND_VERSION} to the classifier --")
-    code = await push_second_version(args.state_dir, args.device_id)
-    print(f"-- model push exited {code}; {summary.models_text()} --")
+def module_key(info: dict[str, object], device_id: str, module_id: str) -> str:
+    """The module identity's primary key, through the running hub's service API (the hub
+    owns its database), creating the identity as an operator would when it is missing."""
+    # Imported here: only this command needs the service SDK.
+    from azure.iot.hub import IoTHubRegistryManager
+    from msrest.exceptions import HttpOperationError
+
+    os.environ["REQUESTS_CA_BUNDLE"] = str(info.get("caBundle") or info["caFile"])
+    registry = IoTHubRegistryManager.from_connection_string(str(info["hubConnectionString"]))
+    try:
+        try:
+            module = registry.get_module(device_id, module_id)
+        except HttpOperationError as e:
+            if e.response is None or e.response.status_code != 404:
+                raise
+            module = registry.create_module_with_sas(device_id, module_id, None, None, None)
+    except HttpOperationError as e:
+        raise SimulatorError(f"the hub refused: {e.response.text if e.response else e}") from e
+    except OSError as e:
+        raise SimulatorError(f"the hub is not reachable (is 'up' running?): {e}") from e
+    return str(module.authentication.symmetric_key.primary_key)
 
 
-async def _show(store: UpstreamStore, summary: Summary, quiet: bool) -> None:
-    last_line = asyncio.get_running_loop().time()
-    where = MessageFilter(module_id="classifier")
-    async for stored in store.follow(where=where, poll_interval_s=0.2):
-        obs = observe(stored)
-        if obs is None:
-            continue
-        summary.add(obs)
-        if not quiet:
-            print(frame_line(obs))
-        now = asyncio.get_running_loop().time()
-        if now - last_line >= 2.0:
-            print(summary.line(), flush=True)
-            last_line = now
+def _loopback(text: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+    if not address.is_loopback:
+        raise argparse.ArgumentTypeError(f"{text} is not a loopback address (127.x.y.z)")
+    return text
+
+
+def _fleet_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--address",
+        type=_loopback,
+        default="127.0.0.1",
+        help="loopback address of the service API and the first device's edgeHub (port "
+        "8883); further devices take the next addresses",
+    )
+    p.add_argument("--devices", type=int, default=1, help="how many IoT Edge devices (default 1)")
+    p.add_argument(
+        "--device-id",
+        default=DEFAULT_DEVICE_ID,
+        help="the device's id; with --devices N, ids are <id>-01 ... <id>-N",
+    )
+    p.add_argument(
+        "--tags",
+        action="append",
+        help="device twin tags for the devices, name=value[,name=value] (repeatable); "
+        "deployments target devices by them",
+    )
+    p.add_argument(
+        "--service-port",
+        type=int,
+        help="the service API's port (default: the one this state directory used last, so "
+        "saved connection strings keep working; any free port the first time; 0: any)",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--template", type=Path, default=TEMPLATE, help="base deployment template")
+    group.add_argument(
+        "--manifest",
+        type=Path,
+        help="an already generated base manifest (config/deployment.amd64.json)",
+    )
+    p.add_argument(
+        "--layer",
+        type=Path,
+        action="append",
+        help="a layered deployment for every device (repeatable): a layered template with "
+        "--template, a generated one with --manifest "
+        f"(default with --template: {CAMERA_LAYER.relative_to(REPO)})",
+    )
+    p.add_argument(
+        "--base-only", action="store_true", help="no default layer: the base deployment alone"
+    )
+    p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
+    p.add_argument(
+        "--storage-port",
+        type=int,
+        default=10000,
+        help="Blob Storage emulator port on the same address (0: any free port)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -206,46 +193,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="warning")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("up", "demo"):
-        p = sub.add_parser(name)
-        p.add_argument(
-            "--address",
-            default="127.0.0.1",
-            help="loopback address for edgeHub (port 8883) and the service API",
-        )
-        p.add_argument("--device-id", default="edge-device")
-        group = p.add_mutually_exclusive_group()
-        group.add_argument(
-            "--template",
-            type=Path,
-            default=TEMPLATE,
-            help="deployment template to generate the manifest from",
-        )
-        group.add_argument(
-            "--manifest",
-            type=Path,
-            help="an already generated deployment manifest (config/deployment.amd64.json)",
-        )
-        p.add_argument(
-            "--layer",
-            type=Path,
-            action="append",
-            help="a layered deployment applied over the base (repeatable): a layered template "
-            "with --template, a generated one with --manifest "
-            f"(default with --template: {CAMERA_LAYER.relative_to(REPO)})",
-        )
-        p.add_argument(
-            "--base-only", action="store_true", help="no default layer: the base deployment alone"
-        )
-        p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
-        p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
-        p.add_argument(
-            "--storage-port",
-            type=int,
-            default=10000,
-            help="Blob Storage emulator port on the same address (0: any free port)",
-        )
-    demo = sub.choices["demo"]
+    up = sub.add_parser("up", help="start the hub and its devices")
+    _fleet_arguments(up)
+    up.add_argument(
+        "--redeploy",
+        action="store_true",
+        help="replace startup deployments an earlier run created with other content",
+    )
+    demo = sub.add_parser("demo", help="up + the live demo")
+    _fleet_arguments(demo)
     demo.add_argument("--fps", type=float, default=10.0)
     demo.add_argument("--quiet", action="store_true", help="only the summary lines")
     demo.add_argument(
@@ -255,6 +211,11 @@ def _parser() -> argparse.ArgumentParser:
         help="push model version 1.1.0 through the operator CLI after this many seconds (0: never)",
     )
     sub.add_parser("env", help="print export lines for the operator's tools (eval them)")
+    module_env = sub.add_parser(
+        "module-env", help="print the environment a module of your own connects with"
+    )
+    module_env.add_argument("--module", required=True, help="the module id")
+    module_env.add_argument("--device", help="the device (default: the first one)")
     messages = sub.add_parser("messages")
     messages.add_argument("--follow", action="store_true")
     messages.add_argument("--module")
@@ -270,10 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "env":
-        return cmd_env(args)
-    command = {"up": cmd_up, "messages": cmd_messages, "demo": cmd_demo}[args.command]
     try:
+        if args.command == "env":
+            return cmd_env(args)
+        if args.command == "module-env":
+            return cmd_module_env(args)
+        command = {"up": cmd_up, "messages": cmd_messages, "demo": cmd_demo}[args.command]
         return asyncio.run(command(args))
     except (SimulatorError, OSError) as e:
         print(f"simulator: {e}", file=sys.stderr)

@@ -22,9 +22,7 @@ from collections.abc import Callable
 
 from simulator.deployment.routes import Router
 from simulator.errors import HubError, SasTokenError
-from simulator.hub.registry import Registry
-from simulator.hub.twins import TwinStore
-from simulator.hub.upstream import UpstreamStore
+from simulator.hub.device_link import DeviceLink
 from simulator.jsondoc import JsonObject
 from simulator.messages import Message, input_topic, message_from_bag, parse_event_topic
 from simulator.methods import MethodCalls
@@ -48,18 +46,12 @@ _OWN_TOPIC_FILTERS = (
 
 
 class EdgeHub:
-    """``__init__`` only assigns; call :meth:`attach` with the server before it starts."""
+    """One device's edgeHub. ``__init__`` only assigns; call :meth:`attach` with the server
+    before it starts. It accepts only modules of its own device."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        twins: TwinStore,
-        upstream: UpstreamStore,
-        router: Router,
-    ) -> None:
-        self.registry = registry
-        self.twins = twins
-        self.upstream = upstream
+    def __init__(self, link: DeviceLink, router: Router) -> None:
+        self.link = link
+        self.device_id = link.device_id
         self.router = router
         self.methods = MethodCalls(self)
         self.counters: Counter[str] = Counter()
@@ -67,7 +59,7 @@ class EdgeHub:
         self._connections: dict[str, int] = {}  # client id -> its current connection id
         self._held: dict[str, deque[tuple[str, bytes]]] = {}
         self._pushes: set[asyncio.Task[object]] = set()
-        self._unsubscribe: Callable[[], None] = twins.add_desired_listener(self._desired_changed)
+        self._unsubscribe: Callable[[], None] = link.on_desired(self._desired_changed)
 
     def attach(self, server: MqttServer) -> None:
         self._server = server
@@ -90,12 +82,17 @@ class EdgeHub:
         if not module_id or "/" in module_id:
             self.counters["auth_refused"] += 1
             return ConnackCode.ID_REJECTED
-        expected_user = f"{self.registry.hub_host_name}/{device_id}/{module_id}/"
+        if device_id != self.device_id:
+            # Modules of another device have their own edgeHub.
+            log.info("refused %s: this edgeHub serves %s", client_id, self.device_id)
+            self.counters["auth_refused"] += 1
+            return ConnackCode.NOT_AUTHORIZED
+        expected_user = f"{self.link.hub_host_name}/{device_id}/{module_id}/"
         if password is None or not (username or "").startswith(expected_user):
             self.counters["auth_refused"] += 1
             return ConnackCode.BAD_CREDENTIALS
         try:
-            self.registry.verify_module_token(device_id, module_id, password.decode("utf-8"))
+            self.link.verify_module_token(module_id, password.decode("utf-8"))
         except (SasTokenError, HubError, UnicodeDecodeError) as e:
             log.info("refused %s: %s", client_id, e)
             self.counters["auth_refused"] += 1
@@ -110,6 +107,7 @@ class EdgeHub:
     async def on_connected(self, client: ClientInfo, session_present: bool) -> None:
         self._connections[client.client_id] = client.connection_id
         self.counters["connections"] += 1
+        self.link.note_activity(_identity(client)[1])
 
     async def on_disconnected(self, client: ClientInfo) -> None:
         if self._connections.get(client.client_id) == client.connection_id:
@@ -127,6 +125,7 @@ class EdgeHub:
                 return
 
     async def on_publish(self, client: ClientInfo, topic: str, payload: bytes, qos: int) -> None:
+        self.link.note_activity(_identity(client)[1])
         if topic.startswith("$iothub/"):
             await self._iothub_request(client, topic, payload)
             return
@@ -147,9 +146,7 @@ class EdgeHub:
         for match in self.router.route(device_id, module_id, output, message):
             sink = match.sink
             if sink.module_id is None:
-                self.upstream.append(
-                    message, device_id=device_id, module_id=module_id, output_name=output
-                )
+                self.link.send_upstream(module_id, output, message)
                 self.counters["upstream"] += 1
                 continue
             assert sink.input_name is not None
@@ -178,17 +175,17 @@ class EdgeHub:
     # -- $iothub requests -----------------------------------------------------------------
 
     async def _iothub_request(self, client: ClientInfo, topic: str, payload: bytes) -> None:
-        device_id, module_id = _identity(client)
+        _, module_id = _identity(client)
         path, _, query = topic.partition("/?")
         params = dict(urllib.parse.parse_qsl(query))
         rid = params.get("$rid", "")
         if path == "$iothub/twin/GET":
-            body = json.dumps(self.twins.get_for_module(device_id, module_id)).encode()
+            body = json.dumps(self.link.module_twin(module_id)).encode()
             await self._reply(client, f"$iothub/twin/res/200/?$rid={rid}", body)
         elif path == "$iothub/twin/PATCH/properties/reported":
             try:
                 patch = json.loads(payload or b"null")
-                version = self.twins.patch_reported(device_id, module_id, patch)
+                version = self.link.patch_reported(module_id, patch)
             except ValueError as e:
                 await self._reply(client, f"$iothub/twin/res/400/?$rid={rid}", _error_body(str(e)))
             except HubError as e:
@@ -214,10 +211,10 @@ class EdgeHub:
             return
         await self.server.deliver(client.client_id, topic, body, qos=0)
 
-    def _desired_changed(self, device_id: str, module_id: str, patch: JsonObject) -> None:
+    def _desired_changed(self, module_id: str, patch: JsonObject) -> None:
         version = patch.get("$version")
         topic = f"$iothub/twin/PATCH/properties/desired/?$version={version}"
-        client_id = f"{device_id}/{module_id}"
+        client_id = f"{self.device_id}/{module_id}"
         if self._server is None or not self.server.is_connected(client_id):
             return  # the SDK GETs the whole twin after it reconnects
         body = json.dumps(patch).encode()
@@ -228,7 +225,12 @@ class EdgeHub:
         self._pushes.add(task)
         task.add_done_callback(self._pushes.discard)
 
-    # -- MethodTransport ------------------------------------------------------------------
+    # -- DeviceEndpoint (what the hub reaches) and MethodTransport -------------------------
+
+    def is_connected(self, module_id: str) -> bool:
+        return self._server is not None and self.server.is_connected(
+            f"{self.device_id}/{module_id}"
+        )
 
     def is_reachable(self, client_id: str) -> bool:
         return self.server.is_connected(client_id) and any(

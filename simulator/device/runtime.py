@@ -213,8 +213,12 @@ class LocalRuntime:
     def manifest(self) -> DeploymentManifest | None:
         return self._manifest
 
+    @property
+    def logs_dir(self) -> Path:
+        return self._state_dir / "logs"
+
     def log_path(self, module: str) -> Path:
-        return self._state_dir / "logs" / f"{module}.log"
+        return self.logs_dir / f"{module}.log"
 
     async def start(self, manifest: DeploymentManifest) -> ReconcileResult:
         """Start every running module of ``manifest`` in startupOrder."""

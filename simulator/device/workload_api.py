@@ -23,7 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from simulator.http_server import HttpServer
-from simulator.hub.registry import Registry
+from simulator.hub.device_link import DeviceLink
 from simulator.sas import sign_bytes
 
 _KEY_IDS = ("primary", "secondary")
@@ -33,9 +33,8 @@ _MAX_SIGN_BYTES = 64 * 1024
 class WorkloadApi:
     """``__init__`` only assigns; start listeners with :meth:`start_unix` / :meth:`start_tcp`."""
 
-    def __init__(self, registry: Registry, device_id: str, trust_bundle: Callable[[], str]) -> None:
-        self._registry = registry
-        self._device_id = device_id
+    def __init__(self, link: DeviceLink, trust_bundle: Callable[[], str]) -> None:
+        self._link = link
         self._trust_bundle = trust_bundle
         self._server = HttpServer(self.build_app())
 
@@ -64,7 +63,7 @@ class WorkloadApi:
     async def _sign(self, request: web.Request) -> web.Response:
         _require_api_version(request)
         module_id = request.match_info["module"]
-        module = self._registry.get_module(self._device_id, module_id)
+        module = self._link.module(module_id)
         if module is None:
             raise _error(web.HTTPNotFound, f"module {module_id!r} not found")
         if request.match_info["generation"] != module.generation_id:

@@ -1,4 +1,4 @@
-"""IoT Hub configurations (automatic device and IoT Edge deployments), kept in memory.
+"""IoT Hub configurations (automatic device and IoT Edge deployments), kept in the hub database.
 
 Rules mirrored from IoT Hub: ids are lower case; ``content`` cannot change after creation
 (only labels, target condition, priority and metrics can); updates and deletes honour
@@ -14,9 +14,11 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from simulator.errors import HubError
-from simulator.hub.twins import iso_timestamp
+from simulator.errors import HubError, QuerySyntaxError
+from simulator.hub.database import CONFIGURATIONS, HubDatabase
+from simulator.hub.twin_rules import iso_timestamp
 from simulator.jsondoc import JsonObject, is_object
+from simulator.query import parse_condition, parse_twin_query
 
 _ID_RE = re.compile(r"[a-z0-9\-:+%_#*?!(),=@;']{1,128}")
 _CONTENT_KINDS = ("modulesContent", "moduleContent", "deviceContent")
@@ -35,10 +37,48 @@ def _etag_matches(if_match: str | None, etag: str) -> bool:
     return wanted == "*" or (bool(etag) and wanted == etag)
 
 
+Clock = Callable[[], dt.datetime]
+# The target condition IoT Hub reads as "every device".
+EVERY_DEVICE = "*"
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 class ConfigurationStore:
-    def __init__(self, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+    """``__init__`` only assigns; use :meth:`load` (or :meth:`in_memory` in unit tests)."""
+
+    def __init__(
+        self, database: HubDatabase, items: dict[str, tuple[int, JsonObject]], clock: Clock
+    ) -> None:
+        self._db = database
         self._clock = clock
-        self._items: dict[str, tuple[int, JsonObject]] = {}
+        self._items = items
+
+    @classmethod
+    def load(cls, database: HubDatabase, clock: Clock = _utc_now) -> ConfigurationStore:
+        items: dict[str, tuple[int, JsonObject]] = {}
+        for (config_id,), row in database.load(CONFIGURATIONS).items():
+            version, doc = row["version"], row["doc"]
+            assert isinstance(version, int)
+            assert is_object(doc)
+            items[config_id] = (version, doc)
+        return cls(database, items, clock)
+
+    @classmethod
+    def in_memory(cls, clock: Clock = _utc_now) -> ConfigurationStore:
+        return cls.load(HubDatabase.in_memory(), clock)
+
+    def ids(self) -> list[str]:
+        return list(self._items)
+
+    def documents(self) -> list[JsonObject]:
+        """Every configuration, oldest first (shared: callers must not change them)."""
+        ordered = sorted(
+            self._items.values(), key=lambda e: (str(e[1]["createdTimeUtc"]), str(e[1]["id"]))
+        )
+        return [doc for _, doc in ordered]
 
     def get(self, config_id: str) -> JsonObject:
         entry = self._items.get(config_id)
@@ -48,8 +88,7 @@ class ConfigurationStore:
 
     def list(self, top: int | None = None) -> list[JsonObject]:
         limit = MAX_LIST if top is None else max(0, min(top, MAX_LIST))
-        ordered = sorted(self._items.values(), key=lambda e: str(e[1].get("createdTimeUtc", "")))
-        return [copy.deepcopy(doc) for _, doc in ordered[:limit]]
+        return [copy.deepcopy(doc) for doc in self.documents()[:limit]]
 
     def put(self, config_id: str, body: object, if_match: str | None) -> JsonObject:
         """Create or update; returns the stored document."""
@@ -83,7 +122,7 @@ class ConfigurationStore:
             "schemaVersion": body.get("schemaVersion") or "1.0",
             "labels": _string_map(body.get("labels"), "labels"),
             "content": content,
-            "targetCondition": _string(body.get("targetCondition"), "targetCondition"),
+            "targetCondition": _target_condition(body.get("targetCondition")),
             "createdTimeUtc": created,
             "lastUpdatedTimeUtc": now,
             "priority": _priority(body.get("priority")),
@@ -92,6 +131,7 @@ class ConfigurationStore:
             "etag": _etag(version),
         }
         self._items[config_id] = (version, doc)
+        self._db.put(CONFIGURATIONS, (config_id,), {"version": version, "doc": doc})
         return copy.deepcopy(doc)
 
     def delete(self, config_id: str, if_match: str | None) -> None:
@@ -101,6 +141,7 @@ class ConfigurationStore:
         if not _etag_matches(if_match, str(entry[1]["etag"])):
             raise HubError(412, "PreconditionFailed", "etag does not match")
         del self._items[config_id]
+        self._db.delete(CONFIGURATIONS, (config_id,))
 
 
 def _check_content(content: object) -> JsonObject:
@@ -124,6 +165,17 @@ def _string(value: object, field: str) -> str:
     return value
 
 
+def _target_condition(value: object) -> str:
+    """Empty, ``*`` (every device) or a WHERE condition over device twins."""
+    condition = _string(value, "targetCondition").strip()
+    if condition and condition != EVERY_DEVICE:
+        try:
+            parse_condition(condition)
+        except QuerySyntaxError as e:
+            raise HubError(400, "ArgumentInvalid", f"targetCondition: {e}") from e
+    return condition
+
+
 def _string_map(value: object, field: str) -> JsonObject:
     if value is None:
         return {}
@@ -145,4 +197,10 @@ def _metrics(value: object) -> JsonObject:
         return {"results": {}, "queries": {}}
     if not is_object(value):
         raise HubError(400, "ArgumentInvalid", "metrics must be a JSON object")
-    return {"results": {}, "queries": _string_map(value.get("queries"), "metrics.queries")}
+    queries = _string_map(value.get("queries"), "metrics.queries")
+    for name, text in queries.items():
+        try:
+            parse_twin_query(str(text))
+        except QuerySyntaxError as e:
+            raise HubError(400, "ArgumentInvalid", f"metrics.queries.{name}: {e}") from e
+    return {"results": {}, "queries": queries}

@@ -10,7 +10,7 @@ from typing import Any
 
 from cloud_tools.genconfig import device_manifest
 from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
-from simulator.certs import CA_CERT_FILE
+from simulator.device.device import DeviceSettings
 from simulator.device.runtime import ModuleCommand
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,12 +47,13 @@ def _pythonpath(*parts: Path) -> str:
     return os.pathsep.join(str(p) for p in parts)
 
 
-def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
-    """The modules as local processes of a simulator whose state lives in ``state_dir``.
+def repo_module_commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
+    """The modules as local processes on ``device`` (a ``ModuleCommands`` for the fleet).
 
     What a container would get from its volumes and the device's trust settings comes from
-    the simulator's state instead: the classifier's model cache (the image's volume) and the
-    simulator's CA, which also signs the local Blob Storage emulator's certificate.
+    the device's folder instead: the classifier's model cache (the image's volume, one per
+    device) and the simulator's CA, which also signs the local Blob Storage emulator's
+    certificate.
     """
     return {
         "classifier": ModuleCommand(
@@ -61,8 +62,8 @@ def repo_module_commands(state_dir: Path) -> dict[str, ModuleCommand]:
             env={
                 "PYTHONPATH": _pythonpath(REPO / "modules" / "classifier"),
                 "PYTHONUNBUFFERED": "1",
-                "MODEL_CACHE_DIR": str(state_dir / "volumes" / "classifier-models"),
-                "MODEL_DOWNLOAD_CA_FILE": str(state_dir / "certs" / CA_CERT_FILE),
+                "MODEL_CACHE_DIR": str(device.state_dir / "volumes" / "classifier-models"),
+                "MODEL_DOWNLOAD_CA_FILE": str(device.ca_file),
             },
         ),
         "synthcam": ModuleCommand(

@@ -24,12 +24,11 @@ from simulator.query.syntax import (
     Not,
     Parser,
     Reference,
-    TwinQuery,
     parse_condition,
-    parse_twin_query,
     references,
     tokenize,
 )
+from simulator.query.twin_query import TwinQuery, parse_twin_query
 
 __all__ = [
     "FUNCTIONS",

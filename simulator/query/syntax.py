@@ -1,4 +1,4 @@
-"""Syntax of the IoT Hub query subset: route conditions and twin queries.
+"""Syntax of the IoT Hub query subset: conditions (route WHERE clauses, twin queries, targets).
 
 Grammar (keywords and function names are case-insensitive)::
 
@@ -11,7 +11,7 @@ Grammar (keywords and function names are case-insensitive)::
                | "(" condition ")"
     list      := "[" [literal ("," literal)*] "]"
     reference := name ("." name)*          e.g. level, $contentType, $body.a.b, tags.site
-    twinquery := "SELECT" "*" "FROM" ("devices" | "devices.modules") ["WHERE" condition]
+    name      := [A-Za-z_$][A-Za-z0-9_$-]* | "[[" any but brackets "]]"   e.g. [[my.deploy]]
 
 Names may contain ``-`` (there is no arithmetic to confuse it with). The parser is a plain
 recursive descent over a token list, with bounded nesting; every malformed input becomes a
@@ -34,7 +34,8 @@ _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_$][A-Za-z0-9_$\-]*(?:\.[A-Za-z0-9_$\-]+)*)
+  | (?P<name>(?:[A-Za-z_$][A-Za-z0-9_$\-]*|\[\[[^\[\]]+\]\])
+              (?:\.(?:[A-Za-z0-9_$\-]+|\[\[[^\[\]]+\]\]))*)
   | (?P<op><=|>=|<>|!=|=|<|>)
   | (?P<punct>[()\[\],*])
   | (?P<quote>['"])
@@ -344,9 +345,16 @@ FUNCTION_ARITIES = {
 _RESERVED = frozenset({"AND", "OR", "NOT", "IN", "NIN", "SELECT", "FROM", "WHERE"})
 
 
+_SEGMENT_RE = re.compile(r"\[\[([^\[\]]+)\]\]|([^.\[\]]+)")
+
+
+def reference_path(text: str) -> tuple[str, ...]:
+    """``configurations.[[my.deploy]].status`` -> ("configurations", "my.deploy", "status")."""
+    return tuple(m.group(1) or m.group(2) for m in _SEGMENT_RE.finditer(text))
+
+
 def _reference(token: Token) -> Reference:
-    path = tuple(token.text.split("."))
-    return Reference(path, token.position)
+    return Reference(reference_path(token.text), token.position)
 
 
 def parse_condition(text: str) -> Expr:
@@ -356,37 +364,3 @@ def parse_condition(text: str) -> Expr:
     if parser.current.kind != "end":
         raise parser.error("expected AND, OR or the end of the condition")
     return expr
-
-
-# -- twin queries ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TwinQuery:
-    collection: str  # "devices" | "devices.modules"
-    condition: Expr | None
-
-
-def parse_twin_query(text: str) -> TwinQuery:
-    """``SELECT * FROM devices[.modules] [WHERE condition]``."""
-    parser = Parser(tokenize(text))
-    if not parser.current.is_keyword("SELECT"):
-        raise parser.error("expected SELECT")
-    parser.advance()
-    if not (parser.current.kind == "punct" and parser.current.text == "*"):
-        raise parser.error("only SELECT * is supported")
-    parser.advance()
-    if not parser.current.is_keyword("FROM"):
-        raise parser.error("expected FROM")
-    parser.advance()
-    source = parser.current
-    if source.kind != "name" or source.text.lower() not in ("devices", "devices.modules"):
-        raise parser.error("expected devices or devices.modules")
-    parser.advance()
-    condition: Expr | None = None
-    if parser.current.is_keyword("WHERE"):
-        parser.advance()
-        condition = parser.parse_condition()
-    if parser.current.kind != "end":
-        raise parser.error("expected WHERE or the end of the query")
-    return TwinQuery(source.text.lower(), condition)

@@ -136,8 +136,9 @@ async def test_upload_push_status_and_invoke_from_the_command_line(
         path.write_text(json.dumps(manifest))
         deploy = await cli(env, "deploy", "--device", DEVICE, "--manifest", str(path))
         assert deploy.returncode == 0, deploy.stderr
-        runtime = stack.sim.runtime
-        assert runtime is not None
+        # The hub answers once the twins hold it; the device's runtime then reconciles.
+        await stack.sim.settled()
+        runtime = stack.sim.device(DEVICE).runtime
         assert runtime.manifest is not None
         assert runtime.manifest.modules["classifier"].env["TOP_K"] == "2"
         path.write_text(json.dumps(manifest).replace('"2"', '"${TOP_K}"'))

@@ -22,29 +22,46 @@ from azure.iot.hub.models import (
 from msrest.exceptions import HttpOperationError
 
 from simulator.certs import ensure_certificates
-from simulator.hub.configurations import ConfigurationStore
-from simulator.hub.registry import Registry, new_key
+from simulator.hub.registry import new_key
 from simulator.hub.service_api import ServiceApi
+from simulator.hub.state import HubState
 from simulator.hub.twins import TwinStore
 from simulator.jsondoc import JsonObject, JsonValue
-from simulator.methods import LoopbackTransport, in_process_dispatcher
+from simulator.methods import LoopbackTransport, MethodCalls, in_process_dispatcher
+from tests.integration.e2e_support import template_manifest
 
 D, M = "dev1", "classifier"
-DEPLOYMENT: dict[str, Any] = {
-    "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "modules": {}}},
-    "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}}},
-    M: {"properties.desired": {"threshold": 0.7}},
-}
+
+
+def deployment() -> dict[str, Any]:
+    """A whole, valid deployment whose classifier desired properties are ``threshold``."""
+    content: dict[str, Any] = template_manifest()["modulesContent"]
+    content[M] = {"properties.desired": {"threshold": 0.7}}
+    return content
+
+
+@dataclass
+class InProcessDevice:
+    """A ``DeviceEndpoint`` whose modules are Python handlers (``LoopbackTransport``)."""
+
+    methods: MethodCalls
+    transport: LoopbackTransport
+
+    def is_connected(self, module_id: str) -> bool:
+        return self.transport.is_reachable(f"{D}/{module_id}")
 
 
 @dataclass
 class Hub:
     api: ServiceApi
-    twins: TwinStore
+    state: HubState
     transport: LoopbackTransport
     connection_string: str
-    applied: list[tuple[str, JsonObject]] = field(default_factory=list)
     desired_seen: list[JsonObject] = field(default_factory=list)
+
+    @property
+    def twins(self) -> TwinStore:
+        return self.state.twins
 
     async def registry_manager(self) -> Any:
         return await asyncio.to_thread(
@@ -59,33 +76,22 @@ class Hub:
 
 @pytest.fixture
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    registry = Registry.load_or_create(tmp_path, "sim-hub.local")
-    registry.add_device(D)
-    registry.add_module(D, M)
+    state = HubState.load(tmp_path, "sim-hub.local")
+    state.create_device(D, edge=True)
+    state.create_module(D, M, managed_by="IotEdge")
     certs = ensure_certificates(tmp_path / "certs", ["127.0.0.1"])
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_cert_path))
     calls, transport = in_process_dispatcher()
-    twins = TwinStore()
-    applied: list[tuple[str, JsonObject]] = []
-
-    async def on_apply(device_id: str, content: JsonObject) -> None:
-        twins.apply_modules_content(device_id, content)
-        applied.append((device_id, content))
-
-    api = ServiceApi(
-        registry,
-        twins,
-        ConfigurationStore(),
-        calls,
-        on_apply_content=on_apply,
-        is_connected=lambda d, m: transport.is_reachable(f"{d}/{m}"),
-    )
+    detach = state.presence.attach(D, InProcessDevice(calls, transport))
+    api = ServiceApi(state)
     await api.start("127.0.0.1", certs.server_ssl_context())
-    state = Hub(api, twins, transport, api.connection_string(), applied)
-    twins.add_desired_listener(lambda _d, _m, patch: state.desired_seen.append(patch))
-    yield state
+    hub = Hub(api, state, transport, api.connection_string())
+    state.twins.add_desired_listener(lambda _d, _m, patch: hub.desired_seen.append(patch))
+    yield hub
     await api.stop()
     await transport.close()
+    detach()
+    state.close()
 
 
 def status_of(error: HttpOperationError) -> int:
@@ -191,7 +197,7 @@ async def test_configurations_can_be_created_read_listed_and_deleted(hub: Hub) -
     cm = await hub.configuration_manager()
     config = Configuration(
         id="classifier-v1",
-        content=ConfigurationContent(modules_content=DEPLOYMENT),
+        content=ConfigurationContent(modules_content=deployment()),
         target_condition="tags.site='lab'",
         priority=10,
         labels={"app": "classifier"},
@@ -199,7 +205,7 @@ async def test_configurations_can_be_created_read_listed_and_deleted(hub: Hub) -
     created = await asyncio.to_thread(cm.create_configuration, config)
     assert created.etag
     fetched = await asyncio.to_thread(cm.get_configuration, "classifier-v1")
-    assert fetched.content.modules_content[M] == DEPLOYMENT[M]
+    assert fetched.content.modules_content[M] == deployment()[M]
     assert fetched.created_time_utc is not None
     listed = await asyncio.to_thread(cm.get_configurations, 10)
     assert [c.id for c in listed] == ["classifier-v1"]
@@ -209,22 +215,22 @@ async def test_configurations_can_be_created_read_listed_and_deleted(hub: Hub) -
     assert status_of(caught.value) == 404
 
 
-async def test_applying_configuration_content_sets_twins_and_calls_the_runtime(hub: Hub) -> None:
+async def test_applying_configuration_content_sets_every_twin_it_names(hub: Hub) -> None:
     cm = await hub.configuration_manager()
-    content = ConfigurationContent(modules_content=DEPLOYMENT)
+    content = ConfigurationContent(modules_content=deployment())
     await asyncio.to_thread(cm.apply_configuration_on_edge_device, D, content)
-    assert [device for device, _ in hub.applied] == [D]
-    assert hub.applied[0][1][M] == DEPLOYMENT[M]
     assert hub.twins.get_for_module(D, M)["desired"] == {"threshold": 0.7, "$version": 2}
+    agent = hub.twins.desired(D, "$edgeAgent")
+    assert agent == deployment()["$edgeAgent"]["properties.desired"]
 
 
 async def test_applying_content_without_the_system_modules_is_a_400(hub: Hub) -> None:
     cm = await hub.configuration_manager()
-    content = ConfigurationContent(modules_content={M: DEPLOYMENT[M]})
+    content = ConfigurationContent(modules_content={M: deployment()[M]})
     with pytest.raises(HttpOperationError) as caught:
         await asyncio.to_thread(cm.apply_configuration_on_edge_device, D, content)
     assert status_of(caught.value) == 400
-    assert hub.applied == []
+    assert hub.twins.desired_version(D, M) == 1
 
 
 async def test_a_query_returns_the_matching_module_twins(hub: Hub) -> None:
@@ -240,7 +246,7 @@ async def test_a_query_returns_the_matching_module_twins(hub: Hub) -> None:
         rm.query_iot_hub, QuerySpecification(query="SELECT * FROM devices.modules"), None, 2
     )
     assert len(everything.items) == 2
-    assert everything.continuation_token == "2"
+    assert everything.continuation_token == "2"  # $edgeAgent, $edgeHub, classifier
 
 
 async def test_a_malformed_query_is_a_400(hub: Hub) -> None:
