@@ -28,7 +28,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from classifier.decode import FrameLimits, decode_frame
+from classifier.decode import decode_frame
+from classifier.decode_limits import FrameLimits
 from classifier.engine import file_sha256
 from classifier.frames import DecodedImage, FrameMeta, FrameRequest
 from classifier.model_spec import ModelSpec

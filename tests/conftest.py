@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+# First, before any test module loads OpenCV: the package caps OpenCV's image-size limits,
+# which OpenCV reads only once, as it loads (classifier/opencv_limits.py).
+import classifier  # noqa: F401  # isort: skip
 import os
 from pathlib import Path
 

@@ -26,11 +26,13 @@ from simulator.device.runtime import EdgeRuntimeSettings, LocalRuntime, ModuleCo
 from simulator.device.workload_api import WorkloadApi
 from simulator.hub.device_link import DeviceLink
 from simulator.mqtt import MqttServer
+from simulator.mqtt.session_store import SessionStore
 
 log = logging.getLogger(__name__)
 
 MQTT_PORT = 8883
 WORKLOAD_SOCKET = "workload.sock"
+SESSIONS_FILE = "sessions.sqlite"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class EdgeDevice:
         self,
         settings: DeviceSettings,
         link: DeviceLink,
+        sessions: SessionStore,
         edgehub: EdgeHub,
         mqtt: MqttServer,
         workload_api: WorkloadApi,
@@ -68,6 +71,7 @@ class EdgeDevice:
     ) -> None:
         self.settings = settings
         self.link = link
+        self.sessions = sessions
         self.edgehub = edgehub
         self.mqtt = mqtt
         self.workload_api = workload_api
@@ -84,9 +88,13 @@ class EdgeDevice:
         commands: Mapping[str, ModuleCommand],
     ) -> EdgeDevice:
         async with contextlib.AsyncExitStack() as undo:
-            edgehub = EdgeHub(link, Router([]))
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            # Persistent sessions survive a restart, as edgeHub's do (mqtt/session_store.py).
+            sessions = SessionStore.open(settings.state_dir / SESSIONS_FILE)
+            undo.callback(sessions.close)
+            edgehub = EdgeHub(link, Router([]), sessions)
             undo.callback(edgehub.close)
-            mqtt = MqttServer(edgehub, certs.server_ssl_context())
+            mqtt = MqttServer(edgehub, certs.server_ssl_context(), store=sessions)
             edgehub.attach(mqtt)
             await mqtt.start(settings.address, settings.mqtt_port)
             undo.push_async_callback(mqtt.stop)
@@ -115,7 +123,7 @@ class EdgeDevice:
             agent = EdgeAgent(link, runtime, edgehub, settings.report_interval_s)
             await agent.start()
             undo.pop_all()
-        device = cls(settings, link, edgehub, mqtt, workload_api, runtime, agent, detach)
+        device = cls(settings, link, sessions, edgehub, mqtt, workload_api, runtime, agent, detach)
         log.info(
             "device %s up: edgeHub %s:%d", settings.device_id, settings.address, settings.mqtt_port
         )
@@ -143,6 +151,7 @@ class EdgeDevice:
             await self.workload_api.stop()
             await self.mqtt.stop()
             self.edgehub.close()
+            self.sessions.close()
 
     def kill_now(self) -> None:
         self.runtime.kill_now()

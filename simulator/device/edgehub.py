@@ -8,7 +8,8 @@ that asked.
 
 Messages routed to a module input before the module subscribed are held (bounded, oldest
 dropped first and counted) and delivered when it subscribes, as edgeHub's store-and-forward
-does for a module that starts after its producer.
+does for a module that starts after its producer, or that paused its input. With a
+``SessionStore`` they are kept on disk too, and a restarted hub holds them again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from simulator.mqtt import (
     MqttServer,
     PublishRejectedError,
 )
+from simulator.mqtt.session_store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class EdgeHub:
     """One device's edgeHub. ``__init__`` only assigns; call :meth:`attach` with the server
     before it starts. It accepts only modules of its own device."""
 
-    def __init__(self, link: DeviceLink, router: Router) -> None:
+    def __init__(self, link: DeviceLink, router: Router, store: SessionStore | None) -> None:
         self.link = link
         self.device_id = link.device_id
         self.router = router
@@ -57,7 +59,11 @@ class EdgeHub:
         self.counters: Counter[str] = Counter()
         self._server: MqttServer | None = None
         self._connections: dict[str, int] = {}  # client id -> its current connection id
-        self._held: dict[str, deque[tuple[str, bytes]]] = {}
+        # client id -> (row in the store or None, topic, payload), oldest first
+        self._held: dict[str, deque[tuple[int | None, str, bytes]]] = {}
+        self._store = store
+        if store is not None:
+            self._held = {c: deque(rows) for c, rows in store.load_held().items()}
         self._pushes: set[asyncio.Task[object]] = set()
         self._unsubscribe: Callable[[], None] = link.on_desired(self._desired_changed)
 
@@ -116,13 +122,14 @@ class EdgeHub:
     async def on_subscribed(self, client: ClientInfo, topic_filter: str) -> None:
         held = self._held.pop(client.client_id, None)
         while held:
-            topic, payload = held.popleft()
+            row_id, topic, payload = held.popleft()
             result = await self.server.deliver(client.client_id, topic, payload, qos=1)
             if result is DeliveryResult.NO_SUBSCRIPTION:
                 # Subscribed to something else (e.g. methods) first: keep holding.
-                held.appendleft((topic, payload))
+                held.appendleft((row_id, topic, payload))
                 self._held[client.client_id] = held
                 return
+            self._release(row_id)
 
     async def on_publish(self, client: ClientInfo, topic: str, payload: bytes, qos: int) -> None:
         self.link.note_activity(_identity(client)[1])
@@ -168,9 +175,14 @@ class EdgeHub:
     def _hold(self, client_id: str, topic: str, payload: bytes) -> None:
         held = self._held.setdefault(client_id, deque())
         if len(held) >= HELD_PER_MODULE:
-            held.popleft()
+            self._release(held.popleft()[0])
             self.counters["held_dropped"] += 1
-        held.append((topic, payload))
+        row_id = self._store.hold(client_id, topic, payload) if self._store is not None else None
+        held.append((row_id, topic, payload))
+
+    def _release(self, row_id: int | None) -> None:
+        if self._store is not None and row_id is not None:
+            self._store.release(row_id)
 
     # -- $iothub requests -----------------------------------------------------------------
 

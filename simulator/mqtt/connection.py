@@ -219,7 +219,7 @@ class Connection:
                 await self._subscribe(packet, info, session)
             case Unsubscribe(packet_id=packet_id, topic_filters=filters):
                 for topic_filter in filters:
-                    session.subscriptions.pop(topic_filter, None)
+                    session.unsubscribe(topic_filter)
                 await self._send(Unsuback(packet_id))
             case Pingreq():
                 await self._send(Pingresp())
@@ -245,7 +245,7 @@ class Connection:
                 continue
             # QoS 2 is not offered, so a QoS 2 request is granted QoS 1 [MQTT-3.8.4-6].
             granted = min(requested_qos, 1)
-            session.subscriptions[topic_filter] = granted
+            session.subscribe(topic_filter, granted)
             codes.append(granted)
             granted_filters.append(topic_filter)
         await self._send(Suback(packet.packet_id, tuple(codes)))

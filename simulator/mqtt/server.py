@@ -17,6 +17,7 @@ from simulator.mqtt.hooks import BrokerHooks
 from simulator.mqtt.limits import Limits, ServerStats
 from simulator.mqtt.packets import Connect
 from simulator.mqtt.session import DeliveryResult, OutboundMessage, Session
+from simulator.mqtt.session_store import SessionStore
 from simulator.mqtt.topics import is_valid_topic_name
 
 logger = logging.getLogger(__name__)
@@ -38,15 +39,24 @@ class MqttServer:
         hooks: BrokerHooks,
         ssl_context: ssl.SSLContext | None,
         limits: Limits | None = None,
+        store: SessionStore | None = None,
     ) -> None:
+        """With a ``store``, persistent sessions are read from it and written through to it,
+        so they survive a restart (``session_store``)."""
         self._hooks = hooks
         self._ssl_context = ssl_context
         self._limits = limits if limits is not None else Limits()
+        self._store = store
         self._stats = ServerStats()
         self._listener: asyncio.Server | None = None
         self._connections: dict[Connection, asyncio.Task[None]] = {}
         self._live: dict[str, Connection] = {}  # client id -> its one accepted connection
         self._sessions: dict[str, Session] = {}
+        if store is not None:
+            self._sessions = {
+                client_id: Session.restored(client_id, stored, self._limits, store)
+                for client_id, stored in store.load().items()
+            }
         self._id_locks: dict[str, _IdLock] = {}
         self._connection_ids = itertools.count(1)
 
@@ -150,7 +160,10 @@ class MqttServer:
             session = self._sessions.get(client_id)
             present = session is not None and session.persistent and not connect.clean_session
             if session is None or not present:
-                session = Session(client_id, not connect.clean_session, self._limits)
+                if self._store is not None:
+                    self._store.forget(client_id)
+                session = Session(client_id, not connect.clean_session, self._limits, self._store)
+                session.begin()
                 self._sessions[client_id] = session
             # No await after this point: registration is atomic with respect to detach().
             self._live[client_id] = connection

@@ -179,7 +179,7 @@ async def module_client(
         gc.collect()  # see SDK_SOCKET_LEAK
 
 
-async def set_handler(client: Any, name: str, handler: Callable[..., Any]) -> None:
+async def set_handler(client: Any, name: str, handler: Callable[..., Any] | None) -> None:
     """Set an SDK handler property without blocking the loop the simulator runs on.
 
     The setter waits (on the calling thread) until the SDK has subscribed, and the SUBACK

@@ -240,11 +240,20 @@ async def test_a_cached_model_corrupted_on_disk_is_not_used(
         await m.wait_update(version, "active")
         await m.send(120)
         await m.settle()
+        desired = dict(m.hub.desired)
     cached = ModelCache.open(tmp_path / "cache").model_path(file_sha256(v2))
     cached.write_bytes(cached.read_bytes()[:-1] + b"\x00")
-    async with ModuleUnderTest(v1, tmp_path / "cache") as m2:
-        assert m2.active["version"] == "1.0.0"
-        assert m2.update["error"]["code"] == "cache_corrupt"
+    again = ModuleUnderTest(v1, tmp_path / "cache")
+    again.hub.desired = desired
+    async with again as m2:
+        startup = m2.module.updater.startup
+        # it started on the built-in model and said why ...
+        assert startup.model.info.version == "1.0.0"
+        assert [p.code.value for p in startup.problems] == ["cache_corrupt"]
+        # ... and, the twin still asking for v2, fetched it again rather than trusting the file
+        await m2.wait_update(version, "active")
+        assert m2.active["version"] == "2.0.0"
+        assert m2.active["source"] == "download"
 
 
 async def test_a_model_that_killed_the_process_is_not_tried_again(

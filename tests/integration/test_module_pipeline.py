@@ -16,6 +16,7 @@ from PIL import Image
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
+from classifier.errors import HubError
 from classifier.frame_queue import OverflowPolicy
 from classifier.hub import InboundMessage, OutboundMessage
 from classifier.local_hub import LocalHub
@@ -41,10 +42,10 @@ def png(rgb_colour, w=64, h=48) -> bytes:
 class Running:
     """A module on a LocalHub, started in the background; ``finish`` stops it and drains."""
 
-    def __init__(self, model: Path, **pipeline: object) -> None:
+    def __init__(self, model: Path, hub: LocalHub | None = None, **pipeline: object) -> None:
         config = ModuleConfig.from_env({"MODEL_PATH": str(model)})
         self.config = replace(config, pipeline=replace(config.pipeline, **pipeline))  # type: ignore[arg-type]
-        self.hub = LocalHub()
+        self.hub = hub or LocalHub()
         engine = InferenceEngine.from_path(self.config.model_path)
         self.pipeline = Pipeline(ModelStore.serving(engine), self.config.pipeline, Metrics())
         self.module = ClassifierModule(self.hub, self.pipeline, self.config)
@@ -281,7 +282,7 @@ async def test_module_reports_its_model_and_answers_get_status(colour_model: Pat
     assert missing.status == 404
 
 
-async def test_a_failing_send_loses_one_message_not_the_module(colour_model: Path) -> None:
+async def test_a_failed_send_is_retried_from_the_outbox_in_order(colour_model: Path) -> None:
     async with Running(colour_model) as run:
         original = run.hub.send
         calls = 0
@@ -290,15 +291,16 @@ async def test_a_failing_send_loses_one_message_not_the_module(colour_model: Pat
             nonlocal calls
             calls += 1
             if calls == 1:
-                raise ConnectionError("edgeHub went away")
+                raise HubError("edgeHub went away")
             await original(output, message)
 
         run.hub.send = flaky  # type: ignore[method-assign]
-        await run.send(jpeg(RED), "image/jpeg", message_id="lost")
-        await asyncio.sleep(0.2)
-        await run.send(jpeg(RED), "image/jpeg", message_id="kept")
-    assert [d["frame"]["id"] for d in run.docs("predictions")] == ["kept"]
-    assert run.pipeline.metrics.snapshot()["counters"]["emit_failures"] == 1
+        await run.send(jpeg(RED), "image/jpeg", message_id="first")
+        await asyncio.sleep(0.05)
+        await run.send(jpeg(RED), "image/jpeg", message_id="second")
+    assert [d["frame"]["id"] for d in run.docs("predictions")] == ["first", "second"]
+    counters = run.pipeline.metrics.snapshot()["counters"]
+    assert counters["outbox_retries"] == 1 and counters["outbox_sent"] == 2
 
 
 async def test_passthrough_properties_are_echoed_on_predictions_and_errors(

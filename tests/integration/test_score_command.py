@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from classifier import score
+from tests.conftest import REPO
+from tests.unit.test_hostile_images import hidden_frame_header_bomb
 
 
 def main(argv: list[str]) -> int:
@@ -50,3 +55,44 @@ def test_missing_paths_and_empty_folders_are_reported(tmp_path: Path, capsys) ->
     assert "not found" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 2
     assert "no image files" in capsys.readouterr().err
+
+
+def test_a_folder_of_hostile_files_is_reported_file_by_file_without_hanging(
+    testdata: Path, colour_model: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(testdata / "cifar-automobile8.png", folder / "good.png")
+    (folder / "nested.json").write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    (folder / "bomb.jpg").write_bytes(hidden_frame_header_bomb())
+    whole = (testdata / "examples_leopard.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2] + b"\xff\xd9")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.bmp").write_text("not pixels")
+    with (folder / "huge.bmp").open("wb") as sparse:  # 20 MB, over MAX_FRAME_BYTES, unread
+        sparse.truncate(20 * 1024 * 1024)
+    os.mkfifo(folder / "pipe.jpg")  # reading it would block for ever
+    env = os.environ | {"PYTHONPATH": f"{REPO / 'modules' / 'classifier'}:{REPO}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "classifier.score", str(folder), "--model", str(colour_model)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = {Path(line.split(": ", 1)[0]).name: line for line in done.stdout.splitlines()}
+    expected = {
+        "nested.json": "malformed_json",
+        "bomb.jpg": "corrupt_image",
+        "cut.jpg": "corrupt_image",
+        "empty.png": "empty_frame",
+        "text.bmp": "unrecognised_format",
+        "huge.bmp": "frame_too_large",
+        "pipe.jpg": "unreadable",
+    }
+    for name, code in expected.items():
+        assert f"ERROR {code}" in lines[name], lines.get(name)
+    assert "ERROR" not in lines["good.png"]
+    assert "1 scored, 7 refused" in done.stderr

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.decode import FrameLimits, decode_frame, reduction_factor
+from classifier.decode import decode_frame, reduction_factor
+from classifier.decode_limits import FrameLimits
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import FrameMeta, FrameRequest, PixelFormat, RawLayout
 from classifier.image_header import ImageFormat, read_header
@@ -40,13 +41,15 @@ def expect_code(payload: bytes, code: FrameErrorCode, limits: FrameLimits = LIMI
     return info.value
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP"])
-def test_pillow_encoded_images_decode_to_the_same_colour_in_bgr(fmt: str) -> None:
+@pytest.mark.parametrize(("fmt", "order"), [("JPEG", "RGB"), ("PNG", "BGR"), ("BMP", "BGR")])
+def test_pillow_encoded_images_decode_to_the_same_colour(fmt: str, order: str) -> None:
     rgb = solid_rgb((200, 30, 10), 64, 48)
     image = decode_frame(request(pil_bytes(rgb, fmt)), LIMITS, TARGET)
-    assert image.channel_order == "BGR"
+    # libjpeg-turbo decodes straight into the model's order; OpenCV gives BGR.
+    assert image.channel_order == order
     assert (image.width, image.height) == (64, 48)
-    b, g, r = image.pixels.reshape(-1, 3).mean(axis=0)
+    channels = image.pixels.reshape(-1, 3).mean(axis=0)
+    b, g, r = channels if order == "BGR" else channels[::-1]
     assert r == pytest.approx(200, abs=4) and g == pytest.approx(30, abs=4)
     assert b == pytest.approx(10, abs=4)
 

@@ -8,6 +8,12 @@ orders it. At start-up the same GET picks up changes made while the module was s
 Shutdown order matters: stop intake, let the pipeline score or report what it holds (within
 the grace period), send those outcomes, report the final state, and only then close the hub
 connection, so no frame disappears without a prediction or an error message.
+
+Every message on the module's inputs gets an outcome: frames their prediction or error, a
+message on an input the module does not read an ``unknown_input`` error; a message edgeHub
+delivers again after a lost acknowledgement is recognised (``redelivery``) and skipped.
+Outcomes leave through the outbox, which keeps them while edgeHub is away; the watchdog ends
+the module (``HubWedgedError``, a non-zero exit) when the connection is wedged.
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ import logging
 from typing import Any
 
 from classifier.config import ModuleConfig
-from classifier.errors import HubError
+from classifier.errors import FrameError, FrameErrorCode, HubError, HubWedgedError
 from classifier.hub import Hub, InboundMessage, MethodResult, merge_patch
 from classifier.methods import ModuleMethods
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.model_update import ModelUpdater, Startup
 from classifier.model_update.desired import SCHEMA_VERSION
+from classifier.outbox import Outbox
+from classifier.outcome_messages import sendable
 from classifier.pipeline import Outcome, Pipeline
-from classifier.predictions import FrameFailure, Prediction, utc_now
+from classifier.predictions import utc_now
+from classifier.redelivery import RecentMessages
+from classifier.watchdog import HubWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,11 @@ class ClassifierModule:
         self.pipeline = pipeline
         self.config = config
         self.metrics: Metrics = pipeline.metrics
+        self.watchdog = HubWatchdog(config.hub.wedge_timeout_s, lambda: hub.connected)
+        self.outbox = Outbox(hub, config.hub.outbox, self.metrics, self.watchdog)
+        self.recent = RecentMessages()
+        self.wedged = asyncio.Event()
+        self.wedged_reason = ""
         if updater is None:
             # Without a cache (scoring files, tests): the twin's settings apply, and model
             # updates are refused with cache_unavailable.
@@ -63,17 +78,27 @@ class ClassifierModule:
         return cls(hub, pipeline, config, updater)
 
     async def emit(self, outcome: Outcome) -> None:
-        if isinstance(outcome, Prediction):
-            await self.hub.send(self.config.predictions_output, outcome.to_message())
-        elif isinstance(outcome, FrameFailure):
-            await self.hub.send(self.config.errors_output, outcome.to_message())
+        config = self.config
+        await self.outbox.put(sendable(outcome, config.predictions_output, config.errors_output))
 
     async def run(self, stop: asyncio.Event) -> None:
         self.hub.on_message(self._on_message)
         self.hub.on_method(self._on_method)
         self.hub.on_desired_properties(self._on_desired)
+        self.outbox.start()
         await self.pipeline.start(self.emit)
         await self.hub.connect()
+        hub = self.config.hub
+        watching = asyncio.create_task(
+            self.watchdog.run(
+                self.hub.get_desired_properties,
+                hub.probe_interval_s,
+                hub.outbox.call_timeout_s,
+                lambda why: self._on_wedged(why, stop),
+                self.hub.renew,
+            ),
+            name="hub-watchdog",
+        )
         await self._report_state("running")
         await self.updater.report_startup()
         await self._resync(None)
@@ -89,19 +114,52 @@ class ClassifierModule:
         try:
             await stop.wait()
         finally:
-            log.info("stopping: %d frames queued", self.pipeline.queued)
-            await self.pipeline.stop(self.config.shutdown_grace_s)
-            await self.updater.close()
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await self._shut_down()
+        if self.wedged.is_set():
+            raise HubWedgedError(self.wedged_reason)
+
+    async def _shut_down(self) -> None:
+        log.info("stopping: %d frames queued", self.pipeline.queued)
+        started = asyncio.get_running_loop().time()
+        grace_s = self.config.shutdown_grace_s
+        await self.pipeline.stop(grace_s)
+        await self.updater.close()
+        if not self.wedged.is_set():
+            left_s = max(1.0, grace_s - (asyncio.get_running_loop().time() - started))
+            await self.outbox.flush(left_s)
+        await self.outbox.close()
+        if not self.wedged.is_set():
             try:
                 await asyncio.wait_for(self._report_state("stopped"), 5.0)
             except Exception as e:  # the hub may already be gone; shutdown goes on
                 log.warning("could not report the stopped state: %s", e)
-            await self.hub.close()
+        if self.wedged.is_set():
+            return  # a wedged SDK does not close; the process ends without it
+        try:
+            await asyncio.wait_for(self.hub.close(), 10.0)
+        except Exception as e:  # the process ends regardless
+            log.warning("the hub connection did not close cleanly: %r", e)
+
+    def _on_wedged(self, why: str, stop: asyncio.Event) -> None:
+        log.error("%s; exiting so that edgeAgent restarts the module", why)
+        self.wedged_reason = why
+        self.wedged.set()
+        stop.set()
 
     async def _on_message(self, message: InboundMessage) -> None:
+        if self.recent.is_repeat(message):
+            self.metrics.count("messages_redelivered")
+            log.info("skipping message %r: delivered again by edgeHub", message.message_id)
+            return
         if message.input_name != self.config.input_name:
             self.metrics.count("messages_unknown_input")
-            log.warning("ignoring a message on unknown input %r", message.input_name)
+            error = FrameError(
+                FrameErrorCode.UNKNOWN_INPUT,
+                f"this module reads frames on input {self.config.input_name!r} only",
+            )
+            self.pipeline.fail_message(message, error)
             return
         await self.pipeline.submit(message)
 
@@ -128,6 +186,7 @@ class ClassifierModule:
             "model": self.pipeline.store.current.describe(),
             "modelUpdate": self.updater.status.to_dict(),
             "queued": self.pipeline.queued,
+            "outbox": self.outbox.depth,
             "metrics": self.metrics.snapshot(),
             "methods": self.methods.names,
             "time": utc_now(),

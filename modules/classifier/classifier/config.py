@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from classifier.decode import FrameLimits
+from classifier.decode_limits import FrameLimits
 from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
+from classifier.hub_settings import MIN_SAS_TOKEN_TTL_S, HubSettings
+from classifier.intake import DEFAULT_MAX_ENTRIES
 from classifier.model_update import DownloadPolicy, UpdateSettings
 from classifier.model_update.signing import parse_public_key
+from classifier.outbox import OutboxConfig, OutboxPolicy
 from classifier.pipeline import PipelineConfig
 from classifier.providers import PROVIDER_NAMES, ProviderPolicy
 
@@ -54,6 +57,7 @@ class ModuleConfig:
     updates: UpdateSettings = field(default_factory=lambda: UpdateSettings(DownloadPolicy()))
     probation_frames: int = 100
     probation_s: float = 300.0
+    hub: HubSettings = field(default_factory=HubSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModuleConfig:
@@ -115,6 +119,9 @@ class ModuleConfig:
                 "EMIT_CONCURRENCY", int, PipelineConfig.emit_concurrency, lambda v: 1 <= v <= 256
             ),
             limits=limits,
+            max_request_entries=get(
+                "MAX_REQUEST_ENTRIES", int, DEFAULT_MAX_ENTRIES, lambda v: 1 <= v <= 10_000
+            ),
             passthrough_properties=tuple(
                 name.strip()
                 for name in (env.get("PASSTHROUGH_PROPERTIES") or "").split(",")
@@ -138,6 +145,7 @@ class ModuleConfig:
             log_level=get(
                 "LOG_LEVEL", _log_level, _log_level(env.get("RuntimeLogLevel") or "info")
             ),
+            hub=_hub_settings(get, pipeline),
         )
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
@@ -170,6 +178,35 @@ def _update_settings(env: Mapping[str, str], get: Getter, problems: list[str]) -
         download=policy,
         signing_key=key,
         retry_s=get("MODEL_RETRY_S", float, 60.0, _positive),
+    )
+
+
+def _hub_settings(get: Getter, pipeline: PipelineConfig) -> HubSettings:
+    outbox_default = (
+        OutboxPolicy.BLOCK
+        if pipeline.overflow is OverflowPolicy.BLOCK
+        else OutboxPolicy.DROP_OLDEST
+    )
+    return HubSettings(
+        outbox=OutboxConfig(
+            capacity=get("OUTBOX_CAPACITY", int, OutboxConfig.capacity, _positive),
+            policy=get("OUTBOX_OVERFLOW_POLICY", OutboxPolicy, outbox_default),
+            send_window=pipeline.emit_concurrency,
+            call_timeout_s=get("HUB_CALL_TIMEOUT_S", float, 30.0, lambda v: 0 < v <= 3600),
+        ),
+        intake_capacity=get("INTAKE_CAPACITY", int, HubSettings.intake_capacity, lambda v: v >= 4),
+        wedge_timeout_s=get(
+            "HUB_WEDGE_TIMEOUT_S", float, HubSettings.wedge_timeout_s, lambda v: v > 0
+        ),
+        probe_interval_s=get(
+            "HUB_PROBE_INTERVAL_S", float, HubSettings.probe_interval_s, lambda v: v > 0
+        ),
+        sas_token_ttl_s=get(
+            "SAS_TOKEN_TTL_S",
+            int,
+            HubSettings.sas_token_ttl_s,
+            lambda v: MIN_SAS_TOKEN_TTL_S <= v <= 365 * 86_400,
+        ),
     )
 
 

@@ -1,41 +1,31 @@
 """Turns one frame's bytes into pixels, refusing anything unsafe or broken with a specific code.
 
-Runs in the decode stage's worker threads: OpenCV releases the GIL while decoding.
+Runs in the decode stage's worker threads: both decoders release the GIL while decoding.
+
+JPEGs are decoded by libjpeg-turbo directly (simplejpeg) in strict mode, the same library
+and mode that read their header (``image_header``): a truncated scan with an end marker
+appended, which OpenCV decodes as half-grey pixels with only a warning, is refused, and the
+size checked is the size decoded. PNG and BMP go to OpenCV, whose own pixel limit is capped
+to ``MAX_PIXELS`` before it is imported (``opencv_limits``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import simplejpeg
 
+from classifier.bounded_text import reason_text
+from classifier.decode_limits import FrameLimits
 from classifier.errors import FrameError, FrameErrorCode
+from classifier.exif_orientation import exif_orientation, upright
 from classifier.frames import DecodedImage, FrameRequest, PixelFormat, RawLayout
-from classifier.image_header import ImageFormat, read_header
+from classifier.image_header import ImageFormat, ImageHeader, read_header
 from classifier.model_spec import ChannelOrder, Preprocessing, ResizeMode
 
-
-@dataclass(frozen=True)
-class FrameLimits:
-    # edgeHub caps messages at 256 KiB, but frames may come from other paths (files, tests).
-    max_frame_bytes: int = 16 * 1024 * 1024
-    # Above this many pixels a frame is treated as a decompression bomb.
-    max_pixels: int = 40_000_000
-    max_side: int = 16_384
-
-
-_REDUCED_COLOR = {
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
-}
-_REDUCED_GRAY = {
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}
+_JPEG_COLOURSPACE = {ChannelOrder.RGB: "RGB", ChannelOrder.BGR: "BGR", ChannelOrder.GRAY: "GRAY"}
 
 
 def decode_frame(request: FrameRequest, limits: FrameLimits, target: Preprocessing) -> DecodedImage:
@@ -103,18 +93,44 @@ def reduction_factor(width: int, height: int, target: Preprocessing) -> int:
 def _decode_encoded(data: bytes, limits: FrameLimits, target: Preprocessing) -> DecodedImage:
     header = read_header(data)
     _check_size(header.width, header.height, limits)
-    gray = target.channel_order is ChannelOrder.GRAY
-    flags = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR
     if header.format is ImageFormat.JPEG:
-        factor = reduction_factor(header.width, header.height, target)
-        if factor > 1:
-            flags = (_REDUCED_GRAY if gray else _REDUCED_COLOR)[factor]
+        return _decode_jpeg(data, header, target)
+    gray = target.channel_order is ChannelOrder.GRAY
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
-        decoded = cv2.imdecode(buffer, flags)
+        decoded = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     except cv2.error as e:
-        raise FrameError(FrameErrorCode.CORRUPT_IMAGE, f"{header.format}: {e}") from e
+        # OpenCV's own size check (capped to MAX_PIXELS) firing means the data held more
+        # pixels than the header said: a bomb that got past the header check.
+        code = (
+            FrameErrorCode.DECOMPRESSION_BOMB
+            if "validateInputImageSize" in str(e)
+            else FrameErrorCode.CORRUPT_IMAGE
+        )
+        raise FrameError(code, f"{header.format}: {reason_text(str(e).strip())}") from e
     if decoded is None or decoded.size == 0:
         raise FrameError(FrameErrorCode.CORRUPT_IMAGE, f"{header.format} data could not be decoded")
     pixels = np.asarray(decoded, dtype=np.uint8)
     return DecodedImage(pixels, "GRAY" if gray else "BGR", header.width, header.height)
+
+
+def _decode_jpeg(data: bytes, header: ImageHeader, target: Preprocessing) -> DecodedImage:
+    factor = reduction_factor(header.width, header.height, target)
+    try:
+        pixels = simplejpeg.decode_jpeg(
+            data,
+            colorspace=_JPEG_COLOURSPACE[target.channel_order],
+            # The smallest DCT scale whose output is still this large is exactly 1/factor.
+            min_height=-(-header.height // factor),
+            min_width=-(-header.width // factor),
+            strict=True,
+        )
+    except ValueError as e:
+        why = reason_text(str(e))
+        if "premature end" in why.lower():
+            why = f"truncated: {why}"
+        raise FrameError(FrameErrorCode.CORRUPT_IMAGE, f"jpeg: {why}") from e
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    order = _JPEG_COLOURSPACE[target.channel_order]
+    return DecodedImage(upright(pixels, exif_orientation(data)), order, header.width, header.height)

@@ -10,6 +10,8 @@
     ├── FrameError               one frame cannot be scored (carries a stable ``code``)
     ├── ModelUpdateError         a model update through the twin failed (carries a ``code``)
     └── HubError                 the IoT Hub / edgeHub transport failed
+        ├── OutboundRejectedError    edgeHub or the SDK refuses this message: retrying cannot help
+        └── HubWedgedError           connected by the SDK's account, but calls stopped completing
 
 A ``ModelUpdateError`` never stops the module: the model that served before keeps serving, and
 the code and reason are reported in the twin's reported properties.
@@ -55,6 +57,14 @@ class HubError(ClassifierError):
     pass
 
 
+class OutboundRejectedError(HubError):
+    """The message itself is refused (too large, not encodable): sending it again cannot help."""
+
+
+class HubWedgedError(HubError):
+    """The SDK reports a connection, but sends or twin calls have not completed for too long."""
+
+
 class FrameErrorCode(StrEnum):
     EMPTY = "empty_frame"
     TOO_LARGE = "frame_too_large"
@@ -70,6 +80,11 @@ class FrameErrorCode(StrEnum):
     OVERLOADED = "dropped_queue_full"
     SHUTDOWN = "not_scored_shutdown"
     INFERENCE_FAILED = "inference_failed"
+    UNSUPPORTED_CONTENT_ENCODING = "unsupported_content_encoding"
+    TOO_MANY_ENTRIES = "too_many_entries"
+    UNKNOWN_INPUT = "unknown_input"
+    OUTCOME_NOT_SENDABLE = "outcome_not_sendable"
+    INTERNAL_ERROR = "internal_error"
 
 
 class FrameError(ClassifierError):

@@ -4,6 +4,11 @@
   a late answer about an old frame is worth less than a prompt one about the newest.
 - ``drop_newest``: keep what is queued, refuse the arrival (and report it).
 - ``block``: batch scoring. Intake waits for room, which pushes back on the sender.
+
+An arrival may narrow what ``drop_oldest`` evicts for it (``evictable``): the entries of one
+JSON scoring request evict only frames of their own source, so one large request cannot
+flush other cameras' frames out of the queue; with nothing of its own to evict, the arrival
+itself is dropped.
 """
 
 from __future__ import annotations
@@ -45,13 +50,13 @@ class FrameQueue(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    async def put(self, item: T) -> None:
+    async def put(self, item: T, evictable: Callable[[T], bool] | None = None) -> None:
         if self.policy is OverflowPolicy.BLOCK:
             while len(self._items) >= self.capacity:
                 self._not_full.clear()
                 await self._not_full.wait()
         elif len(self._items) >= self.capacity:
-            victim = self._items.popleft() if self.policy is OverflowPolicy.DROP_OLDEST else item
+            victim = self._victim(item, evictable)
             self.dropped += 1
             self._on_drop(victim)
             if victim is item:
@@ -59,13 +64,31 @@ class FrameQueue(Generic[T]):
         self._items.append(item)
         self._not_empty.set()
 
-    async def get_batch(self, max_items: int, max_wait_s: float) -> list[T]:
-        """Waits for one item, then up to ``max_wait_s`` more for the batch to fill."""
+    def _victim(self, item: T, evictable: Callable[[T], bool] | None) -> T:
+        if self.policy is OverflowPolicy.DROP_NEWEST:
+            return item
+        if evictable is None:
+            return self._items.popleft()
+        for index, queued in enumerate(self._items):
+            if evictable(queued):
+                del self._items[index]
+                return queued
+        return item
+
+    async def get_batch(
+        self,
+        max_items: int,
+        max_wait_s: float,
+        keep_filling: Callable[[], bool] = lambda: True,
+    ) -> list[T]:
+        """Waits for one item, then for the batch to fill: up to ``max_wait_s`` more, and only
+        while ``keep_filling()`` says waiting is free (the stage after this one is busy anyway).
+        ``wake`` makes a waiting call look at ``keep_filling`` again at once."""
         while not self._items:
             self._not_empty.clear()
             await self._not_empty.wait()
         deadline = time.monotonic() + max_wait_s
-        while len(self._items) < max_items:
+        while len(self._items) < max_items and keep_filling():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -77,6 +100,10 @@ class FrameQueue(Generic[T]):
         batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
         self._not_full.set()
         return batch
+
+    def wake(self) -> None:
+        """A waiting ``get_batch`` re-checks its condition (say, the next stage became free)."""
+        self._not_empty.set()
 
     def drain(self) -> list[T]:
         """Takes everything still queued (used at shutdown to report unscored frames)."""

@@ -49,7 +49,16 @@ MethodHandler = Callable[[str, Any], Coroutine[Any, Any, MethodResult]]
 class Hub(Protocol):
     """What the module needs from edgeHub. Handlers are awaited on the module's event loop."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether the transport believes it is connected (what the wedge watchdog checks)."""
+        ...
+
     async def connect(self) -> None: ...
+
+    async def renew(self) -> None:
+        """Starts over on a new connection, when the current one is wedged (see watchdog)."""
+        ...
 
     async def send(self, output: str, message: OutboundMessage) -> None: ...
 

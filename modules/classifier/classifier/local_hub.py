@@ -30,6 +30,7 @@ class LocalHub:
         # Like the twin, the desired document carries a $version that every change increments.
         self.desired: dict[str, Any] = dict(desired or {}) | {"$version": 1}
         self.connected = False
+        self.renewals = 0
         self.ready = asyncio.Event()  # set on connect: the module is ready for input
         self._message_handler: MessageHandler | None = None
         self._desired_handler: DesiredHandler | None = None
@@ -38,6 +39,10 @@ class LocalHub:
     async def connect(self) -> None:
         self.connected = True
         self.ready.set()
+
+    async def renew(self) -> None:
+        self.renewals += 1
+        self.connected = True
 
     async def send(self, output: str, message: OutboundMessage) -> None:
         if not self.connected:

@@ -92,6 +92,16 @@ class Metrics:
                 hist = self.histograms[name] = Histogram()
             hist.observe(value_ms)
 
+    def observe_many(self, values_ms: dict[str, list[float]]) -> None:
+        """Several observations under one lock: the pipeline records a batch at a time."""
+        with self._lock:
+            for name, values in values_ms.items():
+                hist = self.histograms.get(name)
+                if hist is None:
+                    hist = self.histograms[name] = Histogram()
+                for value in values:
+                    hist.observe(value)
+
     def observe_size(self, name: str, size: int) -> None:
         with self._lock:
             self.sizes.setdefault(name, Counter())[size] += 1

@@ -3,10 +3,13 @@
 Stages and why they sit where they do:
 - intake runs on the event loop and does only cheap checks, so a flood of messages never
   waits behind decoding; the bounded frame queue applies the overflow policy right there.
-- the assembler takes a micro-batch (``max_batch`` or ``max_wait_ms``, whichever first), reads
-  the serving model from the ``ModelStore`` once for the whole batch (so a hot swap lands
-  between batches, never inside one) and decodes the batch for that model in a thread pool, one call per chunk rather than per frame to keep hand-off
-  overhead low; OpenCV releases the GIL, so decode overlaps inference of the previous batch.
+- the assembler takes a micro-batch, reads the serving model from the ``ModelStore`` once for
+  the whole batch (so a hot swap lands between batches, never inside one) and decodes the
+  batch for that model in a thread pool, one call per chunk rather than per frame to keep
+  hand-off overhead low; the decoders release the GIL, so decode overlaps inference of the
+  previous batch. A batch waits to fill (up to ``max_batch`` frames or ``max_wait_ms``) only
+  while inference is busy with the batch before it: then waiting costs nothing, and at low
+  rates a frame is decoded and scored the moment it arrives.
 - the inference stage runs the batch on the model it was decoded for, in its own single worker
   thread (ONNX Runtime releases the GIL in ``run``), then queues one outcome per frame. When a
   model on probation after a swap fails, the store hands back the previous model and the
@@ -25,17 +28,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from classifier.decode import FrameLimits, decode_frame
+from classifier.decode_limits import FrameLimits
+from classifier.decoding.batch import DecodedBatch
+from classifier.decoding.prepared import PreparedFrame
+from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
 from classifier.hub import InboundMessage
-from classifier.intake import frame_requests, message_meta
+from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
-from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels
+from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels_batch
 from classifier.preprocess import FloatArray
 
 log = logging.getLogger(__name__)
@@ -55,23 +59,14 @@ class PipelineConfig:
     decode_workers: int = 2
     emit_concurrency: int = 8
     passthrough_properties: tuple[str, ...] = ()
+    max_request_entries: int = DEFAULT_MAX_ENTRIES
     limits: FrameLimits = field(default_factory=FrameLimits)
-
-
-@dataclass
-class _Prepared:
-    request: FrameRequest
-    tensor: FloatArray | None = None
-    error: FrameError | None = None
-    width: int = 0
-    height: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class _Batch:
     model: ServingModel  # the model every frame of the batch was decoded for
-    items: list[_Prepared]
+    decoded: DecodedBatch
 
 
 class Pipeline:
@@ -85,13 +80,17 @@ class Pipeline:
         )
         # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
         self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
-        # Failures are put without waiting (they may come from sync callbacks); predictions
-        # wait for room below the high-water mark, so a slow hub pushes back on the queue.
+        # Failures are put without waiting (they may come from sync callbacks); predictions,
+        # and each new message at intake, wait for room below the high-water mark, so a hub
+        # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
+        # the mark plus one message's frames and one batch.
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._outcome_high_water = max(32, 4 * config.max_batch)
         self._outcome_room = asyncio.Event()
         self._outcome_room.set()
-        self._decode_pool = ThreadPoolExecutor(config.decode_workers, "decode")
+        self._outcomes_put = 0
+        self._outcomes_done = 0
+        self._decoder = ThreadDecoder(config.decode_workers, config.limits)
         self._infer_pool = ThreadPoolExecutor(1, "infer")
         self._tasks: list[asyncio.Task[None]] = []
         # Requests taken off the queue and not yet turned into outcomes, by identity: what
@@ -99,11 +98,13 @@ class Pipeline:
         self._in_flight: dict[int, FrameRequest] = {}
         self._idle = asyncio.Event()  # set whenever nothing is queued or in flight
         self._idle.set()
+        self._inferring = False  # a batch is in the inference stage or waiting for it
         self._accepting = False
 
     async def start(self, emit: Emit) -> None:
         """Starts the stages; every outcome (prediction or failure) is handed to ``emit``."""
         self._emit = emit
+        await self._decoder.start()
         self._accepting = True
         self._tasks = [
             asyncio.create_task(self._assemble(), name="assemble"),
@@ -114,23 +115,48 @@ class Pipeline:
         ]
 
     async def submit(self, message: InboundMessage) -> None:
-        """Accepts one message from the frames input. Never raises for bad input."""
+        """Accepts one message from the frames input. Never raises for bad input: whatever
+        goes wrong with one message becomes its error outcome, and the stream goes on."""
         self.metrics.count("messages_received")
+        try:
+            await self._submit(message)
+        except Exception as e:  # no input may stop the stream; the code says it was unforeseen
+            log.exception("unexpected error taking in a message")
+            self.fail_message(message, FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e)))
+
+    def fail_message(self, message: InboundMessage, error: FrameError) -> None:
+        """Reports one outcome for a whole message that is not scored."""
+        self._fail(message_meta(message, self.config.passthrough_properties), error)
+
+    async def _wait_for_outcome_room(self) -> None:
+        while self._outcomes.qsize() >= self._outcome_high_water:
+            self._outcome_room.clear()
+            await self._outcome_room.wait()
+
+    async def _submit(self, message: InboundMessage) -> None:
+        await self._wait_for_outcome_room()
         if not self._accepting:
-            meta = message_meta(message, self.config.passthrough_properties)
-            self._fail(meta, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
+            self.fail_message(message, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
             return
         try:
             requests = frame_requests(
-                message, self.config.limits.max_frame_bytes, self.config.passthrough_properties
+                message,
+                self.config.limits.max_frame_bytes,
+                self.config.passthrough_properties,
+                self.config.max_request_entries,
             )
         except FrameError as e:
-            self._fail(message_meta(message, self.config.passthrough_properties), e)
+            self.fail_message(message, e)
             return
+        # A fan-out request's entries may evict only frames of their own source.
+        evictable = None
+        if len(requests) > 1:
+            source = requests[0].meta.source_id
+            evictable = lambda queued: queued.meta.source_id == source  # noqa: E731
         for request in requests:
             self.metrics.count("frames_received")
             self._idle.clear()
-            await self._queue.put(request)
+            await self._queue.put(request, evictable)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stops intake, scores what is queued within ``grace_s``, reports the rest, then ends."""
@@ -160,12 +186,22 @@ class Pipeline:
         for task in emitters:
             task.cancel()
         await asyncio.gather(*emitters, return_exceptions=True)
-        self._decode_pool.shutdown(wait=True, cancel_futures=True)
+        await self._decoder.close()
         self._infer_pool.shutdown(wait=True, cancel_futures=True)
 
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def pending(self) -> int:
+        """Frames queued or being scored, and outcomes not yet handed on: 0 when quiet."""
+        return len(self._queue) + len(self._in_flight) + self._unfinished_outcomes
+
+    @property
+    def _unfinished_outcomes(self) -> int:
+        # Outcomes queued or in an emitter's hands (task_done comes after the hand-off).
+        return self._outcomes_put - self._outcomes_done
 
     @property
     def model_info(self) -> ModelInfo:
@@ -184,68 +220,47 @@ class Pipeline:
     async def _assemble(self) -> None:
         while True:
             requests = await self._queue.get_batch(
-                self.config.max_batch, self.config.max_wait_ms / 1000
+                self.config.max_batch, self.config.max_wait_ms / 1000, self._inference_busy
             )
             self._in_flight.update((id(r), r) for r in requests)
             model = self.store.current
-            items = await self._decode(model, requests, time.monotonic())
-            await self._batches.put(_Batch(model, items))
+            decoded = await self._decoder.decode(model, requests, time.monotonic())
+            await self._batches.put(_Batch(model, decoded))
 
-    async def _decode(
-        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
-    ) -> list[_Prepared]:
-        loop = asyncio.get_running_loop()
-        size = -(-len(requests) // self.config.decode_workers)
-        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
-        parts = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._decode_pool, self._prepare, model, c, picked_s)
-                for c in chunks
-            )
-        )
-        return [p for part in parts for p in part]
-
-    def _prepare(
-        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
-    ) -> list[_Prepared]:
-        out = []
-        preprocess = model.preprocessor
-        for request in requests:
-            item = _Prepared(request, timings_ms={"queue": (picked_s - request.received_s) * 1000})
-            try:
-                if request.rejected is not None:
-                    raise request.rejected
-                image = decode_frame(request, self.config.limits, preprocess.spec)
-                item.tensor = preprocess(image)
-                item.width, item.height = image.width, image.height
-                item.timings_ms.update(image.timings_ms)
-            except FrameError as e:
-                item.error = e
-            except Exception as e:  # a decoder bug must cost one frame, not the stream
-                log.exception("unexpected error decoding frame %s", request.meta.frame_id)
-                item.error = FrameError(FrameErrorCode.CORRUPT_IMAGE, f"decoder failed: {e}")
-            out.append(item)
-        return out
+    def _inference_busy(self) -> bool:
+        return self._inferring or not self._batches.empty()
 
     async def _infer(self) -> None:
         while True:
-            while self._outcomes.qsize() >= self._outcome_high_water:
-                self._outcome_room.clear()
-                await self._outcome_room.wait()
+            await self._wait_for_outcome_room()
             batch = await self._batches.get()
-            for p in batch.items:
-                if p.error is not None:
-                    self._fail(p.request.meta, p.error)
-            await self._score(batch.model, [p for p in batch.items if p.tensor is not None])
-            for p in batch.items:
+            self._inferring = True
+            items = batch.decoded.items
+            try:
+                for p in items:
+                    if p.error is not None:
+                        self._settle(p, FrameFailure(p.request.meta, p.error))
+                await self._score(batch.model, batch.decoded)
+            except Exception as e:  # one batch's surprise must not end the stage
+                log.exception("unexpected error scoring a batch of %d", len(items))
+                error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
+                for p in items:
+                    if id(p.request) in self._in_flight:
+                        self._settle(p, FrameFailure(p.request.meta, error))
+            finally:
+                batch.decoded.release()
+            for p in items:
                 self._in_flight.pop(id(p.request), None)
+            self._inferring = False
+            self._queue.wake()  # a batch still filling need not wait any longer
             self._update_idle()
 
-    async def _score(self, model: ServingModel, good: list[_Prepared]) -> None:
+    async def _score(self, model: ServingModel, decoded: DecodedBatch) -> None:
+        good = decoded.good
         if not good:
             return
         loop = asyncio.get_running_loop()
-        tensor = np.stack([p.tensor for p in good if p.tensor is not None])
+        tensor = decoded.model_input(good)
         started = time.perf_counter()
         try:
             scores = await loop.run_in_executor(self._infer_pool, model.engine.run, tensor)
@@ -257,43 +272,72 @@ class Pipeline:
                 # for the model that serves now, then score them there.
                 self.metrics.count("batches_rescored")
                 requests = [p.request for p in good]
-                again = await self._decode(fallback, requests, time.monotonic())
-                for p in again:
-                    if p.error is not None:
-                        self._fail(p.request.meta, p.error)
-                await self._score(fallback, [p for p in again if p.tensor is not None])
+                again = await self._decoder.decode(fallback, requests, time.monotonic())
+                try:
+                    for p in again.items:
+                        if p.error is not None:
+                            self._settle(p, FrameFailure(p.request.meta, p.error))
+                    await self._score(fallback, again)
+                finally:
+                    again.release()
                 return
             for p in good:
-                self._fail(p.request.meta, FrameError(FrameErrorCode.INFERENCE_FAILED, str(e)))
+                error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
+                self._settle(p, FrameFailure(p.request.meta, error))
         else:
             self._predicted(model, good, scores, (time.perf_counter() - started) * 1000)
             self.store.served(model, len(good))
 
+    def _settle(self, prepared: PreparedFrame, outcome: Outcome, counted: bool = False) -> None:
+        """Queues a frame's one outcome and marks it done, so a later failure in the same
+        batch cannot give it a second one. ``counted``: the caller counts it with its batch."""
+        self._in_flight.pop(id(prepared.request), None)
+        if isinstance(outcome, FrameFailure):
+            self.metrics.count(f"frames_failed.{outcome.error.code}")
+        elif not counted:
+            self.metrics.count("frames_scored")
+        self._outcomes_put += 1
+        self._outcomes.put_nowait(outcome)
+
     def _predicted(
-        self, model: ServingModel, batch: list[_Prepared], scores: FloatArray, infer_ms: float
+        self, model: ServingModel, batch: list[PreparedFrame], scores: FloatArray, infer_ms: float
     ) -> None:
-        labels = model.engine.model.spec.labels
         config = self.config
         now = time.monotonic()
-        self.metrics.count("batches")
-        self.metrics.observe("inference_batch", infer_ms)
-        self.metrics.observe_size("batch_size", len(batch))
-        for p, row in zip(batch, scores, strict=True):
-            timings = p.timings_ms | {"inference": infer_ms, "batch_size": float(len(batch))}
+        try:
+            ranked = top_labels_batch(
+                scores, model.engine.model.spec.labels, config.top_k, config.confidence_threshold
+            )
+        except Exception as e:  # e.g. a model whose output does not fit its labels
+            log.exception("could not rank the scores of a batch of %d", len(batch))
+            error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
+            for p in batch:
+                self._settle(p, FrameFailure(p.request.meta, error))
+            return
+        # Metrics are recorded once per batch, under one lock: per-frame bookkeeping is what
+        # limits a small model's throughput.
+        stages: dict[str, list[float]] = {"queue": [], "decode": [], "preprocess": [], "total": []}
+        shared = {"inference": infer_ms, "batch_size": float(len(batch))}
+        for p, top in zip(batch, ranked, strict=True):
+            timings = p.timings_ms | shared
             timings["total"] = (now - p.request.received_s) * 1000
-            for stage in ("queue", "decode", "preprocess", "total"):
-                if stage in timings:
-                    self.metrics.observe(stage, timings[stage])
+            for stage, values in stages.items():
+                value = timings.get(stage)
+                if value is not None:
+                    values.append(value)
             prediction = Prediction(
                 meta=p.request.meta,
-                labels=top_labels(row, labels, config.top_k, config.confidence_threshold),
+                labels=top,
                 model=model.info,
                 timings_ms=timings,
                 width=p.width,
                 height=p.height,
             )
-            self.metrics.count("frames_scored")
-            self._outcomes.put_nowait(prediction)
+            self._settle(p, prediction, counted=True)
+        self.metrics.count("batches")
+        self.metrics.count("frames_scored", len(batch))
+        self.metrics.observe_many(stages | {"inference_batch": [infer_ms]})
+        self.metrics.observe_size("batch_size", len(batch))
 
     async def _emitter(self) -> None:
         while True:
@@ -303,8 +347,9 @@ class Pipeline:
                 await self._emit(outcome)
             except Exception:  # a failed send loses that message, never the emitter
                 self.metrics.count("emit_failures")
-                log.exception("could not emit the outcome for frame %s", outcome.meta.frame_id)
+                log.exception("could not emit the outcome for frame %r", outcome.meta.frame_id)
             finally:
+                self._outcomes_done += 1
                 self._outcomes.task_done()
                 if self._outcomes.qsize() < self._outcome_high_water:
                     self._outcome_room.set()
@@ -324,4 +369,5 @@ class Pipeline:
 
     def _fail(self, meta: FrameMeta, error: FrameError) -> None:
         self.metrics.count(f"frames_failed.{error.code}")
+        self._outcomes_put += 1
         self._outcomes.put_nowait(FrameFailure(meta, error))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from classifier.bounded_text import reason_text
 from classifier.errors import FrameError
 from classifier.frames import FrameMeta
 from classifier.hub import OutboundMessage
@@ -102,7 +103,7 @@ class FrameFailure:
         return {
             "schema": ERROR_SCHEMA,
             "frame": _frame_dict(self.meta),
-            "error": {"code": str(self.error.code), "reason": self.error.reason},
+            "error": {"code": str(self.error.code), "reason": reason_text(self.error.reason)},
             "emitted_at": utc_now(),
         }
 
@@ -119,11 +120,29 @@ class FrameFailure:
 def top_labels(
     scores: npt.NDArray[np.float32], labels: Sequence[str], top_k: int, threshold: float
 ) -> tuple[tuple[str, float], ...]:
+    return top_labels_batch(scores[None, :], labels, top_k, threshold)[0]
+
+
+def top_labels_batch(
+    scores: npt.NDArray[np.float32], labels: Sequence[str], top_k: int, threshold: float
+) -> list[tuple[tuple[str, float], ...]]:
+    """Top-k labels above the threshold for each row of a (batch, classes) score matrix.
+
+    One vectorised pass for the whole batch: argpartition finds each row's k best in O(n),
+    and only those k are sorted.
+    """
+    if scores.ndim != 2 or scores.shape[1] != len(labels):
+        raise ValueError(f"scores of shape {scores.shape} do not fit {len(labels)} labels")
     k = min(top_k, len(labels))
-    # argpartition finds the k best in O(n); only those k are sorted.
-    best = np.argpartition(-scores, k - 1)[:k]
-    best = best[np.argsort(-scores[best], kind="stable")]
-    return tuple((labels[i], float(scores[i])) for i in best if scores[i] >= threshold)
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    picked = np.take_along_axis(scores, best, axis=1)
+    order = np.argsort(-picked, axis=1, kind="stable")
+    best = np.take_along_axis(best, order, axis=1).tolist()
+    picked = np.take_along_axis(picked, order, axis=1).tolist()
+    return [
+        tuple((labels[i], p) for i, p in zip(row, values, strict=True) if p >= threshold)
+        for row, values in zip(best, picked, strict=True)
+    ]
 
 
 def _frame_dict(meta: FrameMeta) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 For users without a device. Each file becomes a message on the module's ``frames`` input of an
 in-process hub, so the files go through exactly the module's code: intake, decode,
 preprocess, batching, inference and the prediction schema. Folders are searched recursively.
+
+A bad file costs one error line, never the run: the module gives every message an outcome,
+and what is not a regular file (a FIFO would block the read for ever) or cannot be read is
+reported here without reaching the module. At most ``MAX_FRAME_BYTES`` + 1 bytes of a file are
+read: the module refuses anything longer anyway.
 """
 
 from __future__ import annotations
@@ -42,7 +47,18 @@ def find_images(paths: list[Path]) -> list[Path]:
     return found
 
 
-async def score_files(files: list[Path], config: ModuleConfig) -> LocalHub:
+def read_frame(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes (at most ``max_bytes`` + 1); OSError for what is not a regular file."""
+    if not path.is_file():
+        raise OSError(f"{path} is not a regular file")
+    with path.open("rb") as file:
+        return file.read(max_bytes + 1)
+
+
+async def score_files(
+    files: list[Path], config: ModuleConfig, unreadable: dict[Path, str] | None = None
+) -> LocalHub:
+    """Scores ``files``; those that cannot be read are put in ``unreadable`` with why."""
     engine = InferenceEngine.from_path(config.model_path, config.engine)
     hub = LocalHub()
     module = ClassifierModule(
@@ -52,11 +68,17 @@ async def score_files(files: list[Path], config: ModuleConfig) -> LocalHub:
     running = asyncio.create_task(module.run(stop))
     await hub.ready.wait()
     for path in files:
+        try:
+            body = read_frame(path, config.pipeline.limits.max_frame_bytes)
+        except OSError as e:
+            if unreadable is not None:
+                unreadable[path] = str(e)
+            continue
         content_type, _ = mimetypes.guess_type(path.name)
         await hub.deliver(
             InboundMessage(
                 input_name=config.input_name,
-                body=path.read_bytes(),
+                body=body,
                 content_type=content_type,
                 message_id=str(path),
                 properties={"source_id": "score"},
@@ -105,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no image files found", file=sys.stderr)
         return 2
     cv2.setNumThreads(1)
+    unreadable: dict[Path, str] = {}
     try:
-        hub = asyncio.run(score_files(files, config))
+        hub = asyncio.run(score_files(files, config, unreadable))
     except (ClassifierError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     predictions = hub.sent[config.predictions_output]
     errors = hub.sent[config.errors_output]
+    for path, why in unreadable.items():
+        print(f"{path}: ERROR unreadable: {why}")
     for message in predictions + errors:
         doc = json.loads(message.body)
         if args.json:
@@ -122,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             tags = [i["classification"]["tag"] for i in doc["inferences"]]
             ranked = ", ".join(f"{t['value']} {t['confidence']:.3f}" for t in tags) or "(none)"
             print(f"{doc['frame']['id']}: {ranked}")
+    refused = len(errors) + len(unreadable)
     if not args.json:
-        print(f"{len(predictions)} scored, {len(errors)} refused", file=sys.stderr)
-    return 1 if errors and not predictions else 0
+        print(f"{len(predictions)} scored, {refused} refused", file=sys.stderr)
+    return 1 if refused and not predictions else 0
 
 
 if __name__ == "__main__":

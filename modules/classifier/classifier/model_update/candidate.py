@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.decode import FrameLimits, decode_frame
+from classifier.decode import decode_frame
+from classifier.decode_limits import FrameLimits
 from classifier.engine import EngineOptions, InferenceEngine
 from classifier.errors import (
     FrameError,
