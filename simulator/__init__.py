@@ -1,8 +1,10 @@
 """A local stand-in for IoT Hub and IoT Edge devices that the real Azure SDKs connect to.
 
-    hub/         the simulated IoT Hub: registry, twins, configurations, upstream store,
-                 the service REST API
-    device/      one IoT Edge device: edgeHub (MQTT), workload API, runtime (edgeAgent's role)
+    fleet.py     one hub and N devices, started and stopped together (docs/fleet.md)
+    hub/         the simulated IoT Hub: registry, twins, configurations and automatic
+                 deployments, upstream store, state in SQLite, the service REST API
+    device/      one IoT Edge device: edgeHub (MQTT), workload API, runtime and agent
+                 (edgeAgent's role)
     deployment/  deployment documents: the manifest edgeAgent reads, the routes edgeHub runs
     query/       the IoT Hub query language (routes, twin queries, target conditions)
     mqtt/        the MQTT 3.1.1 server core under edgeHub

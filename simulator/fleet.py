@@ -29,6 +29,7 @@ from simulator.errors import SimulatorError
 from simulator.hub.database import EDGE_ENDPOINTS
 from simulator.hub.device_link import DeviceLink
 from simulator.hub.hub import DEFAULT_HOST_NAME, Hub, ServiceEndpoint
+from simulator.hub.identity import DeviceFields
 from simulator.hub.state import HubState
 from simulator.hub.twins import DEVICE_TWIN
 from simulator.jsondoc import JsonObject, JsonValue
@@ -202,8 +203,11 @@ class Fleet:
 
 def _ensure_device(state: HubState, spec: DeviceSpec) -> None:
     tags: JsonObject = dict(spec.tags)
-    if state.registry.get_device(spec.device_id) is None:
-        state.create_device(spec.device_id, edge=True, tags=tags)
+    existing = state.registry.get_device(spec.device_id)
+    if existing is None:
+        state.create_device(spec.device_id, DeviceFields(edge=True), tags)
+    elif not existing.is_edge:
+        raise SimulatorError(f"device {spec.device_id!r} exists and is not an IoT Edge device")
     elif tags:
         state.twins.update(spec.device_id, DEVICE_TWIN, tags_patch=tags)
 

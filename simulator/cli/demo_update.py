@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import sys
 from pathlib import Path
 
 from simulator.local.modules import REPO
-from simulator.local.tool_env import export_lines
+from simulator.local.tool_env import tool_variables
 from synthcam.frames import make_frame
 
 DEFAULT_MODEL = REPO / "modules" / "classifier" / "models" / "seed-cnn-synth10.onnx"
 SECOND_VERSION = "1.1.0"
 
 
-def tool_environment(state_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for line in export_lines(state_dir):
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = shlex.split(value)[0]
-    return env
-
-
-async def _operator(env: dict[str, str], *args: str) -> int:
+async def run_operator(env: dict[str, str], *args: str) -> int:
+    """``python -m cloud_tools ARGS`` as an operator runs it, its output shown as it comes."""
     print(f"operator> python -m cloud_tools {' '.join(args)}", flush=True)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -55,9 +47,9 @@ async def push_second_version(state_dir: Path, device_id: str) -> int:
     golden = work / "golden-star.jpg"
     golden.write_bytes(make_frame("golden", 5, 3, 320, 240, 90).jpeg)
     model = work / f"seed-cnn-synth10-{SECOND_VERSION}.onnx"
-    env = tool_environment(state_dir)
+    env = {**os.environ, **tool_variables(state_dir)}
     stamp = ("model", "stamp", str(DEFAULT_MODEL), "--out", str(model))
-    code = await _operator(env, *stamp, "--version", SECOND_VERSION, "--self-test", str(golden))
+    code = await run_operator(env, *stamp, "--version", SECOND_VERSION, "--self-test", str(golden))
     if code != 0:
         return code
-    return await _operator(env, "model", "push", "--device", device_id, "--model", str(model))
+    return await run_operator(env, "model", "push", "--device", device_id, "--model", str(model))

@@ -37,14 +37,16 @@ from simulator.local.tool_env import export_lines, read_connection_info
 DEFAULT_STATE = REPO / ".run" / "simulator"
 
 
+def _no_state(state_dir: Path) -> int:
+    print(f"no simulator state in {state_dir}: run 'python -m simulator up'", file=sys.stderr)
+    return 2
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     try:
         lines = export_lines(args.state_dir)
     except FileNotFoundError:
-        print(
-            f"no simulator state in {args.state_dir}: run 'python -m simulator up'", file=sys.stderr
-        )
-        return 2
+        return _no_state(args.state_dir)
     print("\n".join(lines))
     return 0
 
@@ -72,10 +74,7 @@ def cmd_module_env(args: argparse.Namespace) -> int:
     try:
         info = read_connection_info(args.state_dir)
     except FileNotFoundError:
-        print(
-            f"no simulator state in {args.state_dir}: run 'python -m simulator up'", file=sys.stderr
-        )
-        return 2
+        return _no_state(args.state_dir)
     devices = {d["deviceId"]: d for d in info.get("devices") or []}
     device_id = args.device or info["deviceId"]
     device = devices.get(device_id)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from simulator.hub.identity import ModuleIdentity
 from simulator.hub.presence import DeviceEndpoint
-from simulator.hub.registry import ModuleIdentity
 from simulator.hub.state import HubState
 from simulator.jsondoc import JsonObject
 from simulator.messages import Message

@@ -8,8 +8,9 @@ identities and module identities have their own shapes (``GET /devices/{id}``,
 
 from __future__ import annotations
 
+from simulator.hub.identity import DeviceIdentity, ModuleIdentity
 from simulator.hub.presence import Presence
-from simulator.hub.registry import DeviceIdentity, ModuleIdentity, Registry
+from simulator.hub.registry import Registry
 from simulator.hub.twins import DEVICE_TWIN, TwinStore
 from simulator.jsondoc import JsonObject
 

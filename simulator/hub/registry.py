@@ -12,12 +12,21 @@ import datetime as dt
 import json
 import secrets
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from simulator.errors import HubError, SasTokenError
 from simulator.hub.database import DEVICES, MODULES, HubDatabase, HubDatabaseError
+from simulator.hub.identity import (
+    EDGE_DEVICE,
+    EDGE_MODULE,
+    DeviceFields,
+    DeviceIdentity,
+    ModuleFields,
+    ModuleIdentity,
+    new_key,
+)
 from simulator.hub.twin_rules import check_etag, iso_timestamp
 from simulator.sas import SasToken, verify_module_token
 
@@ -29,44 +38,8 @@ DEVICE_STATUSES = ("enabled", "disabled")
 _HUB_META = "hub"
 
 
-def new_key() -> str:
-    """A symmetric key as IoT Hub makes them: 32 random bytes, base64."""
-    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
 def _now() -> str:
     return iso_timestamp(dt.datetime.now(dt.UTC))
-
-
-@dataclass(frozen=True)
-class DeviceIdentity:
-    device_id: str
-    primary_key: str
-    secondary_key: str
-    is_edge: bool
-    etag: str
-    generation_id: str = ""
-    status: str = "enabled"
-    status_reason: str | None = None
-    status_updated: str = "0001-01-01T00:00:00Z"
-
-    @property
-    def device_scope(self) -> str | None:
-        # IoT Hub gives every edge device a scope naming it, for nested (child) devices.
-        if not self.is_edge:
-            return None
-        return f"ms-azure-iot-edge://{self.device_id}-{self.generation_id}"
-
-
-@dataclass(frozen=True)
-class ModuleIdentity:
-    device_id: str
-    module_id: str
-    primary_key: str
-    secondary_key: str
-    generation_id: str
-    managed_by: str | None
-    etag: str
 
 
 class Registry:
@@ -149,69 +122,54 @@ class Registry:
 
     # -- devices ---------------------------------------------------------------------------
 
-    def add_device(
-        self,
-        device_id: str,
-        *,
-        edge: bool = True,
-        status: str = "enabled",
-        primary_key: str | None = None,
-        secondary_key: str | None = None,
-    ) -> DeviceIdentity:
+    def add_device(self, device_id: str, fields: DeviceFields = EDGE_DEVICE) -> DeviceIdentity:
         """Create a device (idempotent: an existing device keeps its keys)."""
         _check_id(device_id, "device")
         existing = self._devices.get(device_id)
         if existing is not None:
             return existing
-        _check_status(status)
+        _check_status(fields.status)
         device = DeviceIdentity(
             device_id,
-            _check_key(primary_key) or new_key(),
-            _check_key(secondary_key) or new_key(),
-            edge,
+            _check_key(fields.primary_key) or new_key(),
+            _check_key(fields.secondary_key) or new_key(),
+            fields.edge,
             _new_etag(),
             generation_id=uuid.uuid4().hex,
-            status=status,
+            status=fields.status,
+            status_reason=fields.status_reason,
             status_updated=_now(),
         )
         with self._db.transaction():
             self._put_device(device)
-            if edge:
+            if fields.edge:
                 for module_id in EDGE_SYSTEM_MODULES:
-                    self._put_module(device_id, module_id, managed_by=None)
+                    self._put_module(device_id, module_id, ModuleFields(managed_by=None))
         return device
 
     def update_device(
-        self,
-        device_id: str,
-        *,
-        if_match: str | None,
-        status: str,
-        status_reason: str | None,
-        primary_key: str | None,
-        secondary_key: str | None,
-        edge: bool,
+        self, device_id: str, fields: DeviceFields, *, if_match: str | None
     ) -> DeviceIdentity:
         """The service PUT on an existing device: status, keys, the edge capability."""
         device = self.require_device(device_id)
         check_etag(device.etag, if_match)
-        _check_status(status)
+        _check_status(fields.status)
         updated = replace(
             device,
-            status=status,
-            status_reason=status_reason,
-            status_updated=_now() if status != device.status else device.status_updated,
-            primary_key=_check_key(primary_key) or device.primary_key,
-            secondary_key=_check_key(secondary_key) or device.secondary_key,
-            is_edge=edge,
+            status=fields.status,
+            status_reason=fields.status_reason,
+            status_updated=_now() if fields.status != device.status else device.status_updated,
+            primary_key=_check_key(fields.primary_key) or device.primary_key,
+            secondary_key=_check_key(fields.secondary_key) or device.secondary_key,
+            is_edge=fields.edge,
             etag=_new_etag(),
         )
         with self._db.transaction():
             self._put_device(updated)
-            if edge and not device.is_edge:
+            if fields.edge and not device.is_edge:
                 for module_id in EDGE_SYSTEM_MODULES:
                     if (device_id, module_id) not in self._modules:
-                        self._put_module(device_id, module_id, managed_by=None)
+                        self._put_module(device_id, module_id, ModuleFields(managed_by=None))
         return updated
 
     def remove_device(self, device_id: str, *, if_match: str | None = None) -> None:
@@ -244,61 +202,41 @@ class Registry:
     # -- modules ---------------------------------------------------------------------------
 
     def add_module(
-        self,
-        device_id: str,
-        module_id: str,
-        *,
-        managed_by: str | None = "IotEdge",
-        primary_key: str | None = None,
-        secondary_key: str | None = None,
+        self, device_id: str, module_id: str, fields: ModuleFields = EDGE_MODULE
     ) -> ModuleIdentity:
         """Create a module identity (idempotent: an existing module keeps keys and generation)."""
         self.require_device(device_id)
         existing = self._modules.get((device_id, module_id))
         if existing is not None:
             return existing
-        return self._put_module(device_id, module_id, managed_by, primary_key, secondary_key)
+        return self._put_module(device_id, module_id, fields)
 
     def update_module(
-        self,
-        device_id: str,
-        module_id: str,
-        *,
-        if_match: str | None,
-        managed_by: str | None,
-        primary_key: str | None,
-        secondary_key: str | None,
+        self, device_id: str, module_id: str, fields: ModuleFields, *, if_match: str | None
     ) -> ModuleIdentity:
         module = self.require_module(device_id, module_id)
         check_etag(module.etag, if_match)
         updated = replace(
             module,
-            managed_by=managed_by,
-            primary_key=_check_key(primary_key) or module.primary_key,
-            secondary_key=_check_key(secondary_key) or module.secondary_key,
+            managed_by=fields.managed_by,
+            primary_key=_check_key(fields.primary_key) or module.primary_key,
+            secondary_key=_check_key(fields.secondary_key) or module.secondary_key,
             etag=_new_etag(),
         )
         self._put_module_identity(updated)
         return updated
 
-    def _put_module(
-        self,
-        device_id: str,
-        module_id: str,
-        managed_by: str | None,
-        primary_key: str | None = None,
-        secondary_key: str | None = None,
-    ) -> ModuleIdentity:
+    def _put_module(self, device_id: str, module_id: str, fields: ModuleFields) -> ModuleIdentity:
         _check_id(module_id, "module")
         module = ModuleIdentity(
             device_id=device_id,
             module_id=module_id,
-            primary_key=_check_key(primary_key) or new_key(),
-            secondary_key=_check_key(secondary_key) or new_key(),
+            primary_key=_check_key(fields.primary_key) or new_key(),
+            secondary_key=_check_key(fields.secondary_key) or new_key(),
             # A new generation id per creation is how aziot-edged tells a re-created module
             # from the old one; the workload API refuses signatures for stale generations.
             generation_id=uuid.uuid4().hex,
-            managed_by=managed_by,
+            managed_by=fields.managed_by,
             etag=_new_etag(),
         )
         self._put_module_identity(module)

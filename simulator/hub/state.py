@@ -22,9 +22,10 @@ from simulator.hub.configurations import ConfigurationStore
 from simulator.hub.database import HubDatabase
 from simulator.hub.deployments import DeploymentEngine
 from simulator.hub.documents import TwinDocuments
+from simulator.hub.identity import DeviceFields, DeviceIdentity, ModuleFields, ModuleIdentity
 from simulator.hub.presence import Presence
 from simulator.hub.queries import parse_query, run_query
-from simulator.hub.registry import DeviceIdentity, ModuleIdentity, Registry
+from simulator.hub.registry import Registry
 from simulator.hub.twins import DEVICE_TWIN, TwinStore
 from simulator.hub.upstream import UpstreamStore
 from simulator.jsondoc import JsonObject, JsonValue, is_object
@@ -106,26 +107,13 @@ class HubState:
     # -- devices ---------------------------------------------------------------------------
 
     def create_device(
-        self,
-        device_id: str,
-        *,
-        edge: bool,
-        status: str = "enabled",
-        primary_key: str | None = None,
-        secondary_key: str | None = None,
-        tags: JsonObject | None = None,
+        self, device_id: str, fields: DeviceFields, tags: JsonObject | None = None
     ) -> DeviceIdentity:
         """A new device (its twin, with ``tags``, first: deployments target by tags)."""
         if self.registry.get_device(device_id) is not None:
             raise HubError(409, "DeviceAlreadyExists", f"device {device_id!r} already exists")
         with self.database.transaction():
-            device = self.registry.add_device(
-                device_id,
-                edge=edge,
-                status=status,
-                primary_key=primary_key,
-                secondary_key=secondary_key,
-            )
+            device = self.registry.add_device(device_id, fields)
             self.twins.ensure(device_id, DEVICE_TWIN)
             if tags:
                 self.twins.update(device_id, DEVICE_TWIN, tags_patch=tags)
@@ -133,29 +121,21 @@ class HubState:
         return device
 
     def update_device(
-        self,
-        device_id: str,
-        *,
-        if_match: str | None,
-        status: str,
-        status_reason: str | None,
-        primary_key: str | None,
-        secondary_key: str | None,
-        edge: bool,
+        self, device_id: str, fields: DeviceFields, *, if_match: str | None
     ) -> DeviceIdentity:
-        device = self.registry.update_device(
-            device_id,
-            if_match=if_match,
-            status=status,
-            status_reason=status_reason,
-            primary_key=primary_key,
-            secondary_key=secondary_key,
-            edge=edge,
-        )
+        device = self.registry.update_device(device_id, fields, if_match=if_match)
         self.deployments.evaluate([device_id])
         return device
 
     def delete_device(self, device_id: str, *, if_match: str | None) -> None:
+        if self.presence.device_connected(device_id):
+            # Its edgeHub and agent would keep using the identity and twins it would lose.
+            raise HubError(
+                400,
+                "ArgumentInvalid",
+                f"device {device_id!r} runs in this simulator: start the simulator without it "
+                "to delete it",
+            )
         with self.database.transaction():
             self.registry.remove_device(device_id, if_match=if_match)
             self.twins.remove_device(device_id)
@@ -164,28 +144,14 @@ class HubState:
 
     # -- module identities -----------------------------------------------------------------
 
-    def create_module(
-        self,
-        device_id: str,
-        module_id: str,
-        *,
-        managed_by: str | None,
-        primary_key: str | None = None,
-        secondary_key: str | None = None,
-    ) -> ModuleIdentity:
+    def create_module(self, device_id: str, module_id: str, fields: ModuleFields) -> ModuleIdentity:
         if self.registry.get_module(device_id, module_id) is not None:
             raise HubError(
                 409,
                 "ModuleAlreadyExistsOnDevice",
                 f"module {module_id!r} already exists on {device_id!r}",
             )
-        module = self.registry.add_module(
-            device_id,
-            module_id,
-            managed_by=managed_by,
-            primary_key=primary_key,
-            secondary_key=secondary_key,
-        )
+        module = self.registry.add_module(device_id, module_id, fields)
         self.twins.ensure(device_id, module_id)
         return module
 

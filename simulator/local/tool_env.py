@@ -98,8 +98,8 @@ def read_connection_info(state_dir: Path) -> dict[str, Any]:
     return info
 
 
-def export_lines(state_dir: Path) -> list[str]:
-    """Shell ``export`` lines for the tools; raises FileNotFoundError when nothing runs there."""
+def tool_variables(state_dir: Path) -> dict[str, str]:
+    """The tools' environment variables; raises FileNotFoundError when nothing ran there."""
     info = read_connection_info(state_dir)
     values = {
         "IOTHUB_CONNECTION_STRING": info["hubConnectionString"],
@@ -109,4 +109,9 @@ def export_lines(state_dir: Path) -> list[str]:
         "EDGE_SIM_DEVICE_ID": info["deviceId"],
         "EDGE_SIM_DEVICE_IDS": ",".join(d["deviceId"] for d in info.get("devices") or []),
     }
-    return [f"export {name}={shlex.quote(value)}" for name, value in values.items() if value]
+    return {name: str(value) for name, value in values.items() if value}
+
+
+def export_lines(state_dir: Path) -> list[str]:
+    """Shell ``export`` lines for the tools; raises FileNotFoundError when nothing runs there."""
+    return [f"export {k}={shlex.quote(v)}" for k, v in tool_variables(state_dir).items()]

@@ -9,20 +9,15 @@ Public surface: ``parse_condition``, ``parse_twin_query``, ``matches``, ``evalua
 from simulator.query.evaluate import (
     FUNCTIONS,
     UNDEFINED,
-    Expr,
-    Parser,
     Resolver,
-    TwinQuery,
     Value,
     compare,
     evaluate,
     matches,
-    parse_condition,
-    parse_twin_query,
-    references,
     resolve_in_document,
-    tokenize,
 )
+from simulator.query.syntax import Expr, Parser, parse_condition, references, tokenize
+from simulator.query.twin_query import TwinQuery, parse_twin_query
 
 __all__ = [
     "FUNCTIONS",

@@ -15,37 +15,17 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from simulator.jsondoc import JsonValue, is_object
-from simulator.query.syntax import (
-    Compare,
-    Expr,
-    InList,
-    Literal,
-    Logical,
-    Not,
-    Parser,
-    Reference,
-    parse_condition,
-    references,
-    tokenize,
-)
-from simulator.query.twin_query import TwinQuery, parse_twin_query
+from simulator.query.syntax import Compare, Expr, InList, Literal, Logical, Not, Reference
 
 __all__ = [
     "FUNCTIONS",
     "UNDEFINED",
-    "Expr",
-    "Parser",
     "Resolver",
-    "TwinQuery",
     "Value",
     "compare",
     "evaluate",
     "matches",
-    "parse_condition",
-    "parse_twin_query",
-    "references",
     "resolve_in_document",
-    "tokenize",
 ]
 
 

@@ -12,7 +12,7 @@ from azure.iot.device import Message
 from azure.iot.device.exceptions import ClientError, CredentialError
 
 from simulator.fleet import Fleet
-from simulator.hub.registry import new_key
+from simulator.hub.identity import new_key
 from simulator.mqtt import EDGEHUB_MAX_MESSAGE_BYTES
 from simulator.mqtt.testing import PahoPeer, eventually, throwaway_tls
 from simulator.sas import build_module_token

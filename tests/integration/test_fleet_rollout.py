@@ -11,13 +11,9 @@ the rollout, not the model.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +23,9 @@ import pytest
 import pytest_asyncio
 
 from simulator.fleet import Fleet
-from simulator.local.tool_env import blob_storage, export_lines, write_connection_info
+from simulator.local.tool_env import blob_storage, tool_variables, write_connection_info
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import (
-    REPO_ROOT,
     SDK_SOCKET_LEAK,
     fleet_settings,
     running_fleet,
@@ -43,6 +38,7 @@ from tests.integration.model_update_e2e_support import (
     classifier_command,
     require_tools,
 )
+from tests.support.cloud_tools_cli import run_cloud_tools
 from tests.support.tiny_models import write_versioned_colour_model
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow, SDK_SOCKET_LEAK]
@@ -67,24 +63,7 @@ class FiveDevices:
         )
 
     async def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "cloud_tools", *args],
-            capture_output=True,
-            text=True,
-            cwd=REPO_ROOT,
-            timeout=CLI_TIMEOUT_S,
-            env={**os.environ, **self.env},
-        )
-
-
-def tool_environment(state_dir: Path) -> dict[str, str]:
-    """What ``eval "$(python -m simulator env)"`` puts in a user's shell."""
-    env = {}
-    for line in export_lines(state_dir):
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = shlex.split(value)[0]
-    return env
+        return await run_cloud_tools(self.env, *args, timeout_s=CLI_TIMEOUT_S)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -105,7 +84,7 @@ async def five(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FiveDe
                     pytest.fail("Azurite is not installed (scripts/bootstrap.sh installs it)")
                 pytest.skip("Azurite is not installed: run scripts/bootstrap.sh (needs npm)")
             write_connection_info(fleet, server.endpoint)
-            five = FiveDevices(fleet, tool_environment(state_dir), models)
+            five = FiveDevices(fleet, tool_variables(state_dir), models)
             for device in DEVICES:
                 await eventually(
                     lambda d=device: five.reported(d).get("state") == "running",  # type: ignore[misc]

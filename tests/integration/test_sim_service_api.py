@@ -22,7 +22,7 @@ from azure.iot.hub.models import (
 from msrest.exceptions import HttpOperationError
 
 from simulator.certs import ensure_certificates
-from simulator.hub.registry import new_key
+from simulator.hub.identity import DeviceFields, ModuleFields, new_key
 from simulator.hub.service_api import ServiceApi
 from simulator.hub.state import HubState
 from simulator.hub.twins import TwinStore
@@ -77,8 +77,8 @@ class Hub:
 @pytest.fixture
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
     state = HubState.load(tmp_path, "sim-hub.local")
-    state.create_device(D, edge=True)
-    state.create_module(D, M, managed_by="IotEdge")
+    state.create_device(D, DeviceFields(edge=True))
+    state.create_module(D, M, ModuleFields(managed_by="IotEdge"))
     certs = ensure_certificates(tmp_path / "certs", ["127.0.0.1"])
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_cert_path))
     calls, transport = in_process_dispatcher()
@@ -265,3 +265,73 @@ async def test_a_connection_string_with_the_wrong_key_is_a_401(hub: Hub) -> None
         await asyncio.to_thread(rm.get_module_twin, D, M)
     assert status_of(caught.value) == 401
     assert caught.value.response.json()["Message"].startswith("ErrorCode:IotHubUnauthorizedAccess;")
+
+
+async def test_devices_are_created_read_updated_listed_and_deleted(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    key = new_key()
+    created = await asyncio.to_thread(
+        rm.create_device_with_sas, "gateway-2", key, None, "enabled", True
+    )
+    with pytest.raises(HttpOperationError) as duplicate:
+        await asyncio.to_thread(rm.create_device_with_sas, "gateway-2", None, None, "enabled")
+    updated = await asyncio.to_thread(
+        rm.update_device_with_sas, "gateway-2", created.etag, None, None, "disabled", True
+    )
+    listed = await asyncio.to_thread(rm.get_devices)
+    modules = await asyncio.to_thread(rm.get_modules, "gateway-2")
+    with pytest.raises(HttpOperationError) as stale:
+        await asyncio.to_thread(rm.delete_device, "gateway-2", created.etag)
+    await asyncio.to_thread(rm.delete_device, "gateway-2", updated.etag)
+    with pytest.raises(HttpOperationError) as gone:
+        await asyncio.to_thread(rm.get_device, "gateway-2")
+    assert created.capabilities.iot_edge is True
+    assert created.authentication.symmetric_key.primary_key == key
+    assert status_of(duplicate.value) == 409
+    assert (updated.status, updated.authentication.symmetric_key.primary_key) == ("disabled", key)
+    assert sorted(d.device_id for d in listed) == [D, "gateway-2"]
+    assert sorted(m.module_id for m in modules) == ["$edgeAgent", "$edgeHub"]
+    assert status_of(stale.value) == 412
+    assert status_of(gone.value) == 404
+    assert not hub.twins.exists("gateway-2", "")
+
+
+async def test_module_identities_are_created_once_and_deleted_with_their_twin(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    created = await asyncio.to_thread(rm.create_module_with_sas, D, "mine", None, None, None)
+    with pytest.raises(HttpOperationError) as duplicate:
+        await asyncio.to_thread(rm.create_module_with_sas, D, "mine", None, None, None)
+    rotated = await asyncio.to_thread(
+        rm.update_module_with_sas, D, "mine", None, created.etag, new_key(), new_key()
+    )
+    await asyncio.to_thread(rm.delete_module, D, "mine")
+    with pytest.raises(HttpOperationError) as system:
+        await asyncio.to_thread(rm.delete_module, D, "$edgeAgent")
+    assert created.authentication.symmetric_key.primary_key
+    assert status_of(duplicate.value) == 409
+    assert "ModuleAlreadyExistsOnDevice" in duplicate.value.response.text
+    assert rotated.authentication.symmetric_key.primary_key != (
+        created.authentication.symmetric_key.primary_key
+    )
+    assert not hub.twins.exists(D, "mine")
+    assert status_of(system.value) == 400
+
+
+async def test_a_device_that_runs_in_the_simulator_cannot_be_deleted(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    with pytest.raises(HttpOperationError) as caught:
+        await asyncio.to_thread(rm.delete_device, D)
+    assert status_of(caught.value) == 400
+    assert "runs in this simulator" in caught.value.response.text
+
+
+async def test_device_twins_carry_tags_and_capabilities(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    twin = await asyncio.to_thread(rm.get_twin, D)
+    patched = await asyncio.to_thread(rm.update_twin, D, Twin(tags={"site": "lab"}), twin.etag)
+    with pytest.raises(HttpOperationError) as stale:
+        await asyncio.to_thread(rm.update_twin, D, Twin(tags={"site": "x"}), twin.etag)
+    assert (twin.device_id, twin.module_id, twin.capabilities.iot_edge) == (D, None, True)
+    assert twin.connection_state == "Connected"  # it runs (in-process) here
+    assert patched.tags == {"site": "lab"}
+    assert status_of(stale.value) == 412

@@ -17,7 +17,8 @@ from azure.iot.device.iothub.edge_hsm import IoTEdgeError, IoTEdgeHsm
 from simulator.certs import CertificateSet, ensure_certificates
 from simulator.device.workload_api import WorkloadApi
 from simulator.hub.device_link import DeviceLink
-from simulator.hub.registry import ModuleIdentity, Registry
+from simulator.hub.identity import DeviceFields, ModuleIdentity
+from simulator.hub.registry import Registry
 from simulator.hub.state import HubState
 from simulator.sas import sign
 
@@ -39,7 +40,7 @@ async def workload(
 ) -> AsyncIterator[tuple[WorkloadApi, Registry, CertificateSet, str, str]]:
     state = HubState.load(short_dir, HUB)
     registry = state.registry
-    state.create_device("dev1", edge=True)
+    state.create_device("dev1", DeviceFields(edge=True))
     registry.add_module("dev1", "classifier")
     certs = ensure_certificates(short_dir / "certs", ["127.0.0.1"])
     api = WorkloadApi(DeviceLink(state, "dev1"), lambda: certs.ca_pem)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from simulator.errors import HubError
+from simulator.hub.identity import DeviceFields, ModuleFields
 from simulator.hub.service_api.bodies import json_object, optional_string
 from simulator.hub.state import HubState
 from simulator.jsondoc import JsonObject, is_object
@@ -52,23 +53,18 @@ class _IdentityRoutes:
         body = await json_object(request)
         _check_id_matches(body, "deviceId", device_id)
         primary, secondary = _sas_keys(body)
-        status = optional_string(body, "status") or "enabled"
-        edge = _edge_capability(body)
+        fields = DeviceFields(
+            edge=_edge_capability(body),
+            status=optional_string(body, "status") or "enabled",
+            status_reason=optional_string(body, "statusReason"),
+            primary_key=primary,
+            secondary_key=secondary,
+        )
         if_match = request.headers.get("If-Match")
         if self._state.registry.get_device(device_id) is not None and if_match is not None:
-            device = self._state.update_device(
-                device_id,
-                if_match=if_match,
-                status=status,
-                status_reason=optional_string(body, "statusReason"),
-                primary_key=primary,
-                secondary_key=secondary,
-                edge=edge,
-            )
+            device = self._state.update_device(device_id, fields, if_match=if_match)
         else:
-            device = self._state.create_device(
-                device_id, edge=edge, status=status, primary_key=primary, secondary_key=secondary
-            )
+            device = self._state.create_device(device_id, fields)
         return web.json_response(self._state.documents.device_identity(device))
 
     async def delete_device(self, request: web.Request) -> web.Response:
@@ -96,26 +92,13 @@ class _IdentityRoutes:
         _check_id_matches(body, "deviceId", device.device_id)
         _check_id_matches(body, "moduleId", module_id)
         primary, secondary = _sas_keys(body)
-        managed_by = optional_string(body, "managedBy")
+        fields = ModuleFields(optional_string(body, "managedBy"), primary, secondary)
         if_match = request.headers.get("If-Match")
         registry = self._state.registry
         if registry.get_module(device.device_id, module_id) is not None and if_match is not None:
-            module = registry.update_module(
-                device.device_id,
-                module_id,
-                if_match=if_match,
-                managed_by=managed_by,
-                primary_key=primary,
-                secondary_key=secondary,
-            )
+            module = registry.update_module(device.device_id, module_id, fields, if_match=if_match)
         else:
-            module = self._state.create_module(
-                device.device_id,
-                module_id,
-                managed_by=managed_by,
-                primary_key=primary,
-                secondary_key=secondary,
-            )
+            module = self._state.create_module(device.device_id, module_id, fields)
         return web.json_response(self._state.documents.module_identity(module))
 
     async def delete_module(self, request: web.Request) -> web.Response:
