@@ -69,7 +69,8 @@ class FleetSettings:
     extra_cert_names: tuple[str, ...] = ()
     skip_unmapped_modules: bool = False
     report_interval_s: float = 1.0
-    # Replace a startup deployment that an earlier run created with other content.
+    # Create the startup deployments again even where an earlier run created them: their
+    # devices' twins are rewritten, undoing what was deployed or pushed since.
     redeploy_startup: bool = False
 
 
@@ -237,8 +238,9 @@ def _device_addresses(state: HubState, settings: FleetSettings) -> dict[str, str
 
 
 def _create_startup(state: HubState, startup: StartupDeployment, redeploy: bool) -> str | None:
-    """Create the deployment unless the hub holds it; returns a note when one that differs
-    is kept."""
+    """Create the deployment unless the hub holds it (``redeploy``: create it again, which
+    rewrites the twins of every device it targets); returns a note when one that differs is
+    kept."""
     body: JsonObject = {
         "id": startup.config_id,
         "content": {"modulesContent": startup.content},
@@ -248,9 +250,10 @@ def _create_startup(state: HubState, startup: StartupDeployment, redeploy: bool)
     }
     if startup.config_id in state.configurations.ids():
         existing = state.configurations.get(startup.config_id)
-        if all(existing.get(k) == body[k] for k in ("content", "targetCondition", "priority")):
-            return None
+        same = all(existing.get(k) == body[k] for k in ("content", "targetCondition", "priority"))
         if not redeploy:
+            if same:
+                return None
             return (
                 f"deployment {startup.config_id} from an earlier run differs from this start's "
                 "and was kept, with the deployments made since (redeploy replaces it)"

@@ -197,7 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--redeploy",
         action="store_true",
-        help="replace startup deployments an earlier run created with other content",
+        help="create the startup deployments again over an earlier run's, undoing what was "
+        "deployed or pushed to their devices since",
     )
     demo = sub.add_parser("demo", help="up + the live demo")
     _fleet_arguments(demo)

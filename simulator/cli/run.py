@@ -5,7 +5,7 @@
 its own runtime running the deployment's modules as local processes, and creates on a new hub
 the base and layered deployments given (see ``simulator.local.startup``). A restart on the
 same state directory keeps what the hub holds, deployments made since included; ``--redeploy``
-replaces startup deployments whose content changed.
+creates the startup deployments again over it. ``demo`` always does: it shows what it deploys.
 """
 
 from __future__ import annotations
