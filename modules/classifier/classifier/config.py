@@ -92,6 +92,7 @@ class ModuleConfig:
             policy=policy,
             intra_op_threads=get("INTRA_OP_THREADS", int, 0, lambda v: 0 <= v <= 256),
             inter_op_threads=get("INTER_OP_THREADS", int, 1, lambda v: 1 <= v <= 64),
+            spin=get("ORT_THREAD_SPINNING", _boolean, False),
         )
         limits = FrameLimits(
             max_frame_bytes=get("MAX_FRAME_BYTES", int, FrameLimits.max_frame_bytes, positive),
@@ -114,6 +115,9 @@ class ModuleConfig:
             ),
             decode_workers=get(
                 "DECODE_WORKERS", int, PipelineConfig.decode_workers, lambda v: 1 <= v <= 64
+            ),
+            decode_processes=get(
+                "DECODE_PROCESSES", int, PipelineConfig.decode_processes, lambda v: 0 <= v <= 256
             ),
             emit_concurrency=get(
                 "EMIT_CONCURRENCY", int, PipelineConfig.emit_concurrency, lambda v: 1 <= v <= 256

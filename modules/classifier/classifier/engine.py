@@ -34,6 +34,9 @@ class EngineOptions:
     policy: ProviderPolicy = ProviderPolicy.AUTO
     intra_op_threads: int = 0  # 0 lets ONNX Runtime use every core
     inter_op_threads: int = 1
+    # ONNX Runtime's threads spin between runs by default; off here, because the pipeline's
+    # decoders need those cores (measured in docs/benchmarks.md: 440 -> 264 us of CPU per frame)
+    spin: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,11 @@ class InferenceEngine:
         session_options.intra_op_num_threads = options.intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not options.spin:
+            # Between runs ONNX Runtime's threads spin waiting for the next one; in a pipeline
+            # whose decode threads need the same cores, that spinning is stolen from decoding.
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session_options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 str(path), session_options, providers=list(request.providers)

@@ -29,8 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from classifier.decode_limits import FrameLimits
+from classifier.decoding import Decoder
 from classifier.decoding.batch import DecodedBatch
 from classifier.decoding.prepared import PreparedFrame
+from classifier.decoding.processes import ProcessDecoder
 from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
@@ -45,6 +47,8 @@ from classifier.preprocess import FloatArray
 log = logging.getLogger(__name__)
 
 Outcome = Prediction | FrameFailure
+# Batches decoding at once ahead of the one being inferred.
+DECODE_AHEAD = 2
 Emit = Callable[[Outcome], Awaitable[None]]
 
 
@@ -56,7 +60,8 @@ class PipelineConfig:
     overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
     top_k: int = 3
     confidence_threshold: float = 0.0
-    decode_workers: int = 2
+    decode_workers: int = 2  # threads, when decode_processes is 0
+    decode_processes: int = 0  # worker processes writing into shared batch buffers
     emit_concurrency: int = 8
     passthrough_properties: tuple[str, ...] = ()
     max_request_entries: int = DEFAULT_MAX_ENTRIES
@@ -78,8 +83,9 @@ class Pipeline:
         self._queue: FrameQueue[FrameRequest] = FrameQueue(
             config.queue_capacity, config.overflow, self._dropped
         )
-        # Depth 1: one batch decoded ahead of the one being inferred (double buffering).
-        self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
+        # Batches being decoded, in order: up to DECODE_AHEAD decode at once while one is
+        # inferred, so the decoders never wait for a batch to be assembled.
+        self._batches: asyncio.Queue[asyncio.Task[_Batch]] = asyncio.Queue(maxsize=DECODE_AHEAD)
         # Failures are put without waiting (they may come from sync callbacks); predictions,
         # and each new message at intake, wait for room below the high-water mark, so a hub
         # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
@@ -90,7 +96,15 @@ class Pipeline:
         self._outcome_room.set()
         self._outcomes_put = 0
         self._outcomes_done = 0
-        self._decoder = ThreadDecoder(config.decode_workers, config.limits)
+        self._decoder: Decoder = (
+            # Buffers: the batches decoding ahead, the one being assembled, the one inferred,
+            # and one to decode a batch again after a fallback to the previous model.
+            ProcessDecoder(
+                config.decode_processes, config.limits, config.max_batch, DECODE_AHEAD + 3
+            )
+            if config.decode_processes > 0
+            else ThreadDecoder(config.decode_workers, config.limits)
+        )
         self._infer_pool = ThreadPoolExecutor(1, "infer")
         self._tasks: list[asyncio.Task[None]] = []
         # Requests taken off the queue and not yet turned into outcomes, by identity: what
@@ -173,6 +187,14 @@ class Pipeline:
         for task in stages:
             task.cancel()
         await asyncio.gather(*stages, return_exceptions=True)
+        pending = []
+        while not self._batches.empty():
+            pending.append(self._batches.get_nowait())
+        for decoding in pending:
+            decoding.cancel()
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, _Batch):  # decoded before it was cancelled: free its buffer
+                result.decoded.release()
         unscored = list(self._in_flight.values()) + self._queue.drain()
         self._in_flight.clear()
         for request in unscored:
@@ -224,8 +246,15 @@ class Pipeline:
             )
             self._in_flight.update((id(r), r) for r in requests)
             model = self.store.current
-            decoded = await self._decoder.decode(model, requests, time.monotonic())
-            await self._batches.put(_Batch(model, decoded))
+            decoding = asyncio.create_task(self._decode_batch(model, requests))
+            try:
+                await self._batches.put(decoding)
+            except asyncio.CancelledError:
+                decoding.cancel()
+                raise
+
+    async def _decode_batch(self, model: ServingModel, requests: list[FrameRequest]) -> _Batch:
+        return _Batch(model, await self._decoder.decode(model, requests, time.monotonic()))
 
     def _inference_busy(self) -> bool:
         return self._inferring or not self._batches.empty()
@@ -233,8 +262,13 @@ class Pipeline:
     async def _infer(self) -> None:
         while True:
             await self._wait_for_outcome_room()
-            batch = await self._batches.get()
+            decoding = await self._batches.get()
             self._inferring = True
+            try:
+                batch = await decoding
+            except asyncio.CancelledError:
+                decoding.cancel()
+                raise
             items = batch.decoded.items
             try:
                 for p in items:
@@ -272,6 +306,7 @@ class Pipeline:
                 # for the model that serves now, then score them there.
                 self.metrics.count("batches_rescored")
                 requests = [p.request for p in good]
+                decoded.release()  # its buffer is free before the next one is taken
                 again = await self._decoder.decode(fallback, requests, time.monotonic())
                 try:
                     for p in again.items:

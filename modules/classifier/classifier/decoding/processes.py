@@ -1,0 +1,320 @@
+"""Decoding in worker processes that write straight into shared-memory batch buffers.
+
+Why processes: in one Python process, the Python parts of decoding (header checks, the
+decoder's bookkeeping) and the event loop's per-frame work all queue for one GIL, so adding
+cores stops helping early. Each worker process has its own interpreter; the module's process
+keeps only intake, batching, inference and the outcomes.
+
+What crosses a process boundary per batch: the encoded frames (a pipe, one message per chunk
+of frames, sent from a thread so the event loop never blocks on a full pipe) and, back, a
+small result per frame (size, timings, or the error). The tensors themselves are written by
+the workers into a ``SlotPool`` buffer and read by ONNX Runtime in place.
+
+A worker that dies (a decoder crash on a hostile frame, an out-of-memory kill) is replaced;
+the frames it held are decoded again one by one, so only a frame that kills a worker again
+fails, with ``internal_error``. Every frame still gets exactly one result. Workers that keep
+dying (``MAX_RESTARTS`` within ``RESTART_WINDOW_S``) are not replaced again: decoding goes on
+in the module's own threads, slower but never stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from classifier.decode_limits import FrameLimits
+from classifier.decoding.batch import DecodedBatch
+from classifier.decoding.prepared import FrameResult, PreparedFrame, to_prepared
+from classifier.decoding.shared_slots import SlotPool
+from classifier.decoding.threads import ThreadDecoder
+from classifier.decoding.worker import serve
+from classifier.errors import FrameErrorCode
+from classifier.frames import FrameMeta, FrameRequest
+from classifier.model_store import ServingModel
+
+log = logging.getLogger(__name__)
+
+_CRASHED = FrameResult(
+    0, 0, {}, (FrameErrorCode.INTERNAL_ERROR.value, "the decoder process died on this frame")
+)
+_STOP_TIMEOUT_S = 5.0
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
+class WorkerDiedError(Exception):
+    pass
+
+
+class DecoderUnavailableError(Exception):
+    """No worker process can be kept alive: the threads take over."""
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    connection: Connection
+    sender: ThreadPoolExecutor
+    pending: dict[int, asyncio.Future[list[FrameResult]]] = field(default_factory=dict)
+    frames: int = 0  # frames sent and not answered: the least loaded worker gets the next chunk
+    alive: bool = True
+
+
+Chunk = list[tuple[int, FrameRequest]]
+
+
+class ProcessDecoder:
+    def __init__(
+        self, processes: int, limits: FrameLimits, capacity: int, in_flight: int = 3
+    ) -> None:
+        self.processes = processes
+        # Batches that may hold a buffer at once (decoding ahead, inferred, re-decoded after a
+        # model fallback); fewer buffers than that would let those stages wait on each other.
+        self.in_flight = in_flight
+        self.limits = limits
+        self.capacity = capacity  # frames per buffer; a larger batch gets a larger pool
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._pools: list[SlotPool] = []
+        self._tasks = itertools.count()
+        self._any_alive = asyncio.Event()
+        self.restarts = 0
+        self._restart_times: deque[float] = deque(maxlen=MAX_RESTARTS)
+        self.degraded = False  # the worker processes kept dying: decoding in threads
+        self._fallback = ThreadDecoder(2, limits)
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for _ in range(self.processes):
+            self._spawn()
+
+    def _spawn(self) -> _Worker:
+        ours, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=serve, args=(theirs,), name="decoder", daemon=True)
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours, ThreadPoolExecutor(1, "decoder-send"))
+        loop = asyncio.get_running_loop()
+        loop.add_reader(ours.fileno(), self._readable, worker)
+        loop.add_reader(process.sentinel, self._exited, worker)
+        self._workers.append(worker)
+        self._any_alive.set()
+        return worker
+
+    async def close(self) -> None:
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        for worker in list(self._workers):
+            self._forget_worker(worker)
+            with contextlib.suppress(OSError, ValueError):
+                await loop.run_in_executor(worker.sender, worker.connection.send, ("stop",))
+        for worker in list(self._workers):
+            await asyncio.to_thread(worker.process.join, _STOP_TIMEOUT_S)
+            if worker.process.is_alive():
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.join, _STOP_TIMEOUT_S)
+            worker.connection.close()
+            worker.sender.shutdown(wait=False)
+        self._workers.clear()
+        for pool in self._pools:
+            pool.close()  # the workers are gone: nothing maps these buffers any more
+        self._pools.clear()
+        await self._fallback.close()
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    async def decode(
+        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
+    ) -> DecodedBatch:
+        if self.degraded:
+            return await self._fallback.decode(model, requests, picked_s)
+        try:
+            return await self._decode(model, requests, picked_s)
+        except DecoderUnavailableError:
+            return await self._fallback.decode(model, requests, picked_s)
+
+    async def _decode(
+        self, model: ServingModel, requests: list[FrameRequest], picked_s: float
+    ) -> DecodedBatch:
+        shape = model.preprocessor.input_shape()
+        pool = self._pool_for(shape, len(requests))
+        slot = await pool.acquire()
+        try:
+            block = pool.array(slot)
+            name = pool.blocks[slot].name
+            work = [
+                (row, FrameRequest(FrameMeta(r.meta.frame_id), r.payload, r.raw))
+                for row, r in enumerate(requests)
+                if r.rejected is None
+            ]
+            spec = model.preprocessor.spec
+            layout = (pool.capacity, *shape)
+            parts = await asyncio.gather(
+                *(self._run(chunk, name, layout, spec) for chunk in self._split(work))
+            )
+        except BaseException:
+            pool.release(slot)
+            raise
+        results = {
+            row: result
+            for chunk, part in parts
+            for (row, _), result in zip(chunk, part, strict=True)
+        }
+        items = [
+            self._item(request, row, results.get(row), block, picked_s)
+            for row, request in enumerate(requests)
+        ]
+        return DecodedBatch(items, block, lambda: pool.release(slot))
+
+    @staticmethod
+    def _item(
+        request: FrameRequest,
+        row: int,
+        result: FrameResult | None,
+        block: Any,
+        picked_s: float,
+    ) -> PreparedFrame:
+        queue_ms = (picked_s - request.received_s) * 1000
+        if result is None:  # refused at intake: it only travels to be reported in order
+            return PreparedFrame(request, None, request.rejected, timings_ms={"queue": queue_ms})
+        return to_prepared(request, block[row], result, queue_ms)
+
+    def _split(self, work: Chunk) -> list[Chunk]:
+        if not work:
+            return []
+        parts = max(1, min(len(work), sum(w.alive for w in self._workers) or 1))
+        size = -(-len(work) // parts)
+        return [work[i : i + size] for i in range(0, len(work), size)]
+
+    async def _run(
+        self, chunk: Chunk, name: str, layout: tuple[int, ...], spec: Any
+    ) -> tuple[Chunk, list[FrameResult]]:
+        worker = await self._least_loaded()
+        task = next(self._tasks)
+        future: asyncio.Future[list[FrameResult]] = asyncio.get_running_loop().create_future()
+        worker.pending[task] = future
+        worker.frames += len(chunk)
+        message = ("decode", task, name, layout, spec, self.limits, chunk)
+        try:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    worker.sender, worker.connection.send, message
+                )
+            except (OSError, ValueError) as e:
+                raise WorkerDiedError(str(e)) from e
+            return chunk, await future
+        except WorkerDiedError:
+            if len(chunk) == 1:
+                log.error("the decoder process died on frame %r", chunk[0][1].meta.frame_id)
+                return chunk, [_CRASHED]
+            # Some frame of the chunk killed it, or something else did: each frame again, alone.
+            singles = await asyncio.gather(
+                *(self._run([item], name, layout, spec) for item in chunk)
+            )
+            return chunk, [result for _, part in singles for result in part]
+        finally:
+            worker.pending.pop(task, None)
+            worker.frames -= len(chunk)
+
+    async def _least_loaded(self) -> _Worker:
+        while True:
+            if self.degraded:
+                raise DecoderUnavailableError("the decoder processes keep dying")
+            alive = [w for w in self._workers if w.alive]
+            if alive:
+                return min(alive, key=lambda w: w.frames)
+            self._any_alive.clear()
+            await self._any_alive.wait()
+
+    def _pool_for(self, shape: tuple[int, ...], frames: int) -> SlotPool:
+        for pool in self._pools:
+            if pool.fits(shape, frames):
+                return pool
+        for pool in self._pools:
+            pool.retire()
+        pool = SlotPool(shape, max(frames, self.capacity), self.in_flight)
+        pool.on_close = self._forget_pool
+        self._pools = [p for p in self._pools if not p.closed] + [pool]
+        return pool
+
+    def _forget_pool(self, pool: SlotPool) -> None:
+        if pool in self._pools:
+            self._pools.remove(pool)
+        loop = asyncio.get_running_loop()
+        for worker in self._workers:
+            if worker.alive:
+                loop.run_in_executor(
+                    worker.sender, _send_quietly, worker.connection, ("forget", pool.names)
+                )
+
+    # -- the workers' side of the pipes -------------------------------------------------------
+
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            while worker.connection.poll():
+                _, task, results = worker.connection.recv()
+                future = worker.pending.get(task)
+                if future is not None and not future.done():
+                    future.set_result(results)
+        except (EOFError, OSError):
+            self._exited(worker)
+
+    def _exited(self, worker: _Worker) -> None:
+        if not worker.alive:
+            return
+        self._forget_worker(worker)
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_exception(WorkerDiedError(f"exit code {worker.process.exitcode}"))
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.sender.shutdown(wait=False)
+        with contextlib.suppress(OSError):
+            worker.connection.close()
+        if self._closing:
+            return
+        now = time.monotonic()
+        self._restart_times.append(now)
+        window = now - self._restart_times[0]
+        if len(self._restart_times) == MAX_RESTARTS and window < RESTART_WINDOW_S:
+            log.error(
+                "decoder processes died %d times in %.0f s: decoding in threads from now on",
+                MAX_RESTARTS,
+                window,
+            )
+            self.degraded = True
+            self._any_alive.set()  # waiters see degraded and fall back
+            return
+        log.error(
+            "a decoder process ended (exit code %s): starting another", worker.process.exitcode
+        )
+        self.restarts += 1
+        self._spawn()
+
+    def _forget_worker(self, worker: _Worker) -> None:
+        worker.alive = False
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(worker.connection.fileno())
+        loop.remove_reader(worker.process.sentinel)
+
+    @property
+    def pools(self) -> list[SlotPool]:
+        return list(self._pools)
+
+
+def _send_quietly(connection: Connection, message: Any) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        connection.send(message)

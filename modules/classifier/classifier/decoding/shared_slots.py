@@ -1,0 +1,90 @@
+"""Batch buffers in shared memory: decoder processes write tensors where inference reads them.
+
+A ``SlotPool`` holds a few buffers (``count``) for one model input shape, each room for
+``capacity`` frames. A batch takes a free slot, worker processes write its frames' tensors
+into the slot's rows, inference reads the rows in place, and the slot is released for the
+next batch. Only names and row numbers cross between processes, never pixels or tensors.
+
+The pool is bounded (a batch waits for a free slot), and its memory is returned to the
+system by ``close`` once every slot is back (a model with another input shape, or a larger
+``max_batch``, gets a new pool and the old one is closed when its last batch is done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.shared_memory import SharedMemory
+
+import numpy as np
+
+from classifier.preprocess import FloatArray
+
+
+class SlotPool:
+    def __init__(self, shape: tuple[int, ...], capacity: int, count: int = 3) -> None:
+        self.shape = shape
+        self.capacity = capacity
+        nbytes = int(np.prod(shape)) * capacity * np.dtype(np.float32).itemsize
+        self.blocks = [SharedMemory(create=True, size=max(nbytes, 1)) for _ in range(count)]
+        self._arrays = [
+            np.ndarray((capacity, *shape), dtype=np.float32, buffer=b.buf) for b in self.blocks
+        ]
+        self._free: deque[int] = deque(range(count))
+        self._available = asyncio.Event()
+        self._available.set()
+        self.retired = False
+        self.closed = False
+        # Told when the buffers are gone, so other processes can drop their mappings.
+        self.on_close: Callable[[SlotPool], None] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [b.name for b in self.blocks]
+
+    @property
+    def in_use(self) -> int:
+        return len(self.blocks) - len(self._free)
+
+    def fits(self, shape: tuple[int, ...], frames: int) -> bool:
+        return not self.retired and shape == self.shape and frames <= self.capacity
+
+    async def acquire(self) -> int:
+        while not self._free:
+            self._available.clear()
+            await self._available.wait()
+        return self._free.popleft()
+
+    def array(self, slot: int) -> FloatArray:
+        return self._arrays[slot]
+
+    def release(self, slot: int) -> None:
+        self._free.append(slot)
+        self._available.set()
+        if self.retired and self.in_use == 0:
+            self.close()
+
+    def retire(self) -> None:
+        """No new batches; closes itself when the last slot comes back."""
+        self.retired = True
+        if self.in_use == 0:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._arrays.clear()
+        for block in self.blocks:
+            block.close()
+            block.unlink()
+        if self.on_close is not None:
+            self.on_close(self)
+
+
+def attach(name: str) -> SharedMemory:
+    """Opens a buffer the module's process created. Decoder processes are spawned by it and
+    share its resource tracker, so the buffer stays registered once, to its creator, which
+    unlinks it (unregistering here would make that unlink an error in the tracker)."""
+    return SharedMemory(name=name)
