@@ -206,7 +206,7 @@ async def test_a_change_made_while_stopped_applies_at_start_and_the_cache_serves
 ) -> None:
     v3 = write_versioned_colour_model(tmp_path / "v3.onnx", "3.0.0")
     async with running_stack(v1, monkeypatch) as stack:
-        runtime = stack.sim.runtime
+        runtime = stack.sim.device(DEVICE).runtime
         assert runtime is not None and runtime.manifest is not None
         first = await stack.push_uploaded(await stack.upload(v2))
         await stack.wait_update(first, "active")
@@ -253,6 +253,6 @@ async def _set_status(stack: Stack, status: str) -> None:
     del manifest["modulesContent"]["classifier"]
     agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
     agent["modules"]["classifier"]["status"] = status
-    await stack.sim.deploy(manifest)
+    await stack.sim.deploy(DEVICE, manifest)
     if status == "running":
         await eventually(lambda: stack.reported().get("state") == "running", 90, "running again")
