@@ -26,12 +26,13 @@ from benchmarks.machine import describe_machine
 from benchmarks.models import ensure_model
 from benchmarks.pipeline_throughput import camera_jpegs, pipeline_fps
 from classifier.engine import InferenceEngine
-from simulator.app import Simulator, SimulatorSettings
-from simulator.cli import set_module_env
-from simulator.demo_summary import observe
-from simulator.local_modules import REPO, local_device_manifest, repo_module_commands
-from simulator.runtime import ModuleCommand
-from simulator.upstream import MessageFilter, UpstreamStore
+from simulator.cli.demo_summary import observe
+from simulator.device.device import DeviceSettings
+from simulator.device.runtime import ModuleCommand
+from simulator.fleet import Fleet, FleetSettings
+from simulator.hub.upstream import MessageFilter, UpstreamStore
+from simulator.local.modules import REPO, local_device_manifest, repo_module_commands
+from simulator.local.startup import base_only, set_module_env
 
 P99_LIMIT_MS = 100.0
 
@@ -59,23 +60,26 @@ class Step:
 
 async def measure(rates: list[float], step_s: float, address: str, state: Path) -> list[Step]:
     schedule = ",".join(f"{r:g}:{step_s:g}" for r in rates)
-    manifest = local_device_manifest()
-    set_module_env(manifest, "framesource", "SCHEDULE", schedule)
-    set_module_env(manifest, "classifier", "PASSTHROUGH_PROPERTIES", "truth,step")
-    commands = repo_module_commands(state)
-    commands["framesource"] = ModuleCommand(
-        argv=[sys.executable, "-m", "benchmarks.sdk_sender"],
-        cwd=REPO,
-        env={"PYTHONUNBUFFERED": "1"},
-    )
+    deployments = base_only(local_device_manifest())
+    deployments = set_module_env(deployments, "framesource", "SCHEDULE", schedule)
+    deployments = set_module_env(deployments, "classifier", "PASSTHROUGH_PROPERTIES", "truth,step")
+
+    def commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
+        made = repo_module_commands(device)
+        made["framesource"] = ModuleCommand(
+            argv=[sys.executable, "-m", "benchmarks.sdk_sender"],
+            cwd=REPO,
+            env={"PYTHONUNBUFFERED": "1"},
+        )
+        return made
+
     steps = [Step(rate, int(rate * step_s)) for rate in rates]
-    sim = Simulator(SimulatorSettings(state_dir=state, address=address), commands)
-    await sim.start(manifest)
+    settings = FleetSettings(state_dir=state, address=address, startup=deployments)
+    fleet = await Fleet.start(settings, commands)
     try:
-        assert sim.upstream is not None
-        await collect(sim.upstream, steps, deadline_s=len(rates) * (step_s + 1) + 60)
+        await collect(fleet.state.upstream, steps, deadline_s=len(rates) * (step_s + 1) + 60)
     finally:
-        await sim.stop()
+        await fleet.stop()
     return steps
 
 

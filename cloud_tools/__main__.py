@@ -1,6 +1,8 @@
 """``python -m cloud_tools``: the operator's command line (hub, storage, models, keys, manifests).
 
     model upload|push|status|stamp    models in Blob Storage and on devices (docs/module-twin.md)
+    model rollout                     a model to a fleet through a layered deployment, canary first
+    fleet status|deployments          what each device runs; the deployments and their metrics
     invoke                            a module's direct method
     deploy                            a deployment manifest to one device
     monitor                           device-to-cloud messages
@@ -26,12 +28,22 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from cloud_tools.commands import deploy, invoke, keys, model, monitor, quantize, score_video
+from cloud_tools.commands import (
+    deploy,
+    fleet,
+    invoke,
+    keys,
+    model,
+    monitor,
+    quantize,
+    score_video,
+)
 from cloud_tools.errors import CliError
 from cloud_tools.genconfig import command as genconfig_command
 
 COMMANDS: tuple[ModuleType, ...] = (
     model,
+    fleet,
     invoke,
     deploy,
     monitor,

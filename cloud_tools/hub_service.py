@@ -13,7 +13,14 @@ import os
 from typing import Any
 
 from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
-from azure.iot.hub.models import CloudToDeviceMethod, ConfigurationContent, Twin, TwinProperties
+from azure.iot.hub.models import (
+    CloudToDeviceMethod,
+    Configuration,
+    ConfigurationContent,
+    QuerySpecification,
+    Twin,
+    TwinProperties,
+)
 
 from cloud_tools.errors import USAGE, CliError
 
@@ -82,12 +89,72 @@ class HubService:
         content = ConfigurationContent(modules_content=modules_content)
         self._call(self._configurations.apply_configuration_on_edge_device, device, content)
 
+    # -- fleets: queries and automatic deployments -----------------------------------------
+
+    def query(self, text: str) -> list[Twin]:
+        """Every twin the query selects, following continuation tokens page by page."""
+        twins: list[Twin] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                self._registry.query_iot_hub, QuerySpecification(query=text), token, _PAGE
+            )
+            twins.extend(page.items or [])
+            token = page.continuation_token
+            if not token:
+                return twins
+
+    def edge_devices(self, condition: str) -> list[Twin]:
+        """Device twins of the IoT Edge devices ``condition`` targets (``*``: every one)."""
+        where = "capabilities.iotEdge = true"
+        if condition.strip() != "*":
+            where += f" AND ({condition})"
+        twins = self.query(f"SELECT * FROM devices WHERE {where}")
+        return sorted(twins, key=lambda twin: str(twin.device_id))
+
+    def module_twins(self, module: str, devices: list[str] | None = None) -> dict[str, Twin]:
+        """``module``'s twins by device id (of ``devices`` only, when given)."""
+        where = f"moduleId = {_quote(module)}"
+        if devices is not None:
+            if not devices:
+                return {}
+            where += f" AND deviceId IN [{', '.join(_quote(d) for d in devices)}]"
+        twins = self.query(f"SELECT * FROM devices.modules WHERE {where}")
+        return {str(twin.device_id): twin for twin in twins}
+
+    def deployments(self) -> list[Configuration]:
+        return list(self._call(self._configurations.get_configurations, _MAX_CONFIGURATIONS))
+
+    def deployment(self, deployment_id: str) -> Configuration:
+        return self._call(self._configurations.get_configuration, deployment_id)
+
+    def create_deployment(self, configuration: Configuration) -> Configuration:
+        return self._call(self._configurations.create_configuration, configuration)
+
+    def update_deployment(self, configuration: Configuration) -> Configuration:
+        """Labels, target condition, priority and metrics can change; content cannot."""
+        return self._call(
+            self._configurations.update_configuration, configuration, configuration.etag
+        )
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self._call(self._configurations.delete_configuration, deployment_id)
+
     @staticmethod
     def _call(function: Any, *args: Any) -> Any:
         try:
             return function(*args)
         except Exception as e:  # msrest's HttpOperationError and friends
             raise CliError(f"the hub refused {function.__name__}: {_describe(e)}") from e
+
+
+_PAGE = 100
+_MAX_CONFIGURATIONS = 100
+
+
+def _quote(value: str) -> str:
+    """A string literal of the query language (a quote inside is escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _describe(error: Exception) -> str:

@@ -5,10 +5,14 @@
                [--name N] [--version V] [--size BYTES] [--sign-key KEY] [--timeout S]
     model status --device D [--module classifier] [--json]
     model stamp FILE.onnx --out NEW.onnx [--version V] [--name N] [--self-test IMAGE]
+    model rollout --name DEPLOYMENT --target-condition "tags.site='x'" --priority P
+                  (--model FILE | --url URL --sha256 HEX) [--canary-percent K]
 
 ``push`` writes the module twin's desired ``model`` section (docs/module-twin.md), then follows
 the module's reported ``modelUpdate`` until it says ``active`` for this push (exit 0), ``failed``
 or ``rolled_back`` (exit 1, printing the module's error), or the timeout passes (exit 3).
+``rollout`` does the same for every device a target condition selects, through a layered
+deployment, canary first when asked (``cloud_tools.rollout``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from cloud_tools.hub_service import HubService, add_hub_arguments
 from cloud_tools.model_stamp import stamp_model
 from cloud_tools.model_storage import describe_file, upload_model
 from cloud_tools.push_progress import PushProgress
+from cloud_tools.rollout import Rollout, RolloutPlan, check_rollout
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,14 +50,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     push = verbs.add_parser("push", help="send a model to a device's module and follow it")
     _device_arguments(push)
-    source = push.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, help="a model file: uploaded first")
-    source.add_argument("--url", help="a URL the device can download (https, SAS)")
-    push.add_argument("--sha256", help="with --url: the file's sha256")
-    push.add_argument("--size", type=int, help="with --url: the file's size in bytes")
+    _model_source_arguments(push)
     push.add_argument("--name", help="model name to report (default: the file's spec)")
     push.add_argument("--version", help="model version to report (default: the file's spec)")
-    push.add_argument("--sign-key", type=Path, help="ed25519 private key (keys new) to sign with")
     push.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for active")
     push.add_argument("--no-wait", action="store_true", help="write the twin and return")
     push.add_argument("--poll-s", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -74,11 +74,48 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     stamp.add_argument("--min-confidence", type=float, default=0.5)
     stamp.set_defaults(run=_stamp)
 
+    rollout = verbs.add_parser(
+        "rollout", help="a model to every device a target condition selects, canary first"
+    )
+    rollout.add_argument("--name", required=True, help="the layered deployment's id")
+    rollout.add_argument(
+        "--target-condition", required=True, help="e.g. \"tags.site='lab'\" (* for every device)"
+    )
+    rollout.add_argument(
+        "--priority", type=int, required=True, help="above the devices' base deployment's"
+    )
+    _model_source_arguments(rollout)
+    rollout.add_argument("--model-name", help="model name to report (default: the file's spec)")
+    rollout.add_argument("--model-version", help="model version (default: the file's spec)")
+    rollout.add_argument(
+        "--canary-percent",
+        type=float,
+        help="first roll out to this share of the devices (by device id, at least one) and "
+        "halt if any of them fails",
+    )
+    rollout.add_argument("--module", default="classifier")
+    rollout.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait for each stage"
+    )
+    rollout.add_argument("--poll-s", type=float, default=2.0, help=argparse.SUPPRESS)
+    add_hub_arguments(rollout)
+    _storage_arguments(rollout)
+    rollout.set_defaults(run=_rollout)
+
 
 def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", required=True)
     parser.add_argument("--module", default="classifier")
     add_hub_arguments(parser)
+
+
+def _model_source_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a model file: uploaded first")
+    source.add_argument("--url", help="a URL the device can download (https, SAS)")
+    parser.add_argument("--sha256", help="with --url: the file's sha256")
+    parser.add_argument("--size", type=int, help="with --url: the file's size in bytes")
+    parser.add_argument("--sign-key", type=Path, help="ed25519 private key (keys new) to sign with")
 
 
 def _storage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +144,7 @@ def _upload(args: argparse.Namespace) -> int:
 
 def _push(args: argparse.Namespace) -> int:
     hub = HubService.from_args(args)
-    model = _model_section(args)
+    model = _model_section(args, args.name, args.version)
     patch = {"schemaVersion": SCHEMA_VERSION, "model": model}
     version = hub.patch_desired(args.device, args.module, patch)
     label = " ".join(str(model[k]) for k in ("name", "version") if model.get(k))
@@ -125,7 +162,9 @@ def _push(args: argparse.Namespace) -> int:
     raise CliError(f"no final state within {args.timeout:g} s: {progress.last_line}", TIMED_OUT)
 
 
-def _model_section(args: argparse.Namespace) -> dict[str, Any]:
+def _model_section(
+    args: argparse.Namespace, name_override: str | None, version_override: str | None
+) -> dict[str, Any]:
     if args.model is not None:
         name, version, sha256, size = describe_file(args.model)
         uploaded = upload_model(args.model, args.container, args.expiry_hours)
@@ -136,8 +175,8 @@ def _model_section(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError("--url needs --sha256", USAGE)
         name, version, sha256, size, url = None, None, args.sha256.lower(), args.size, args.url
     section: dict[str, Any] = {
-        "name": args.name or name,
-        "version": args.version or version,
+        "name": name_override or name,
+        "version": version_override or version,
         "url": url,
         "sha256": sha256,
         "size": size,
@@ -149,6 +188,23 @@ def _model_section(args: argparse.Namespace) -> dict[str, Any]:
     # Every key, null included: the twin merges patches, and a key left out would keep the
     # previous push's value (a stale size or signature would fail this model).
     return {key: section.get(key) for key in MODEL_KEYS}
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    # Before any upload: a bad id or connection string fails first.
+    check_rollout(args.name, args.priority, args.canary_percent)
+    hub = HubService.from_args(args)
+    plan = RolloutPlan(
+        name=args.name,
+        module=args.module,
+        target_condition=args.target_condition,
+        priority=args.priority,
+        model=_model_section(args, args.model_name, args.model_version),
+        canary_percent=args.canary_percent,
+        timeout_s=args.timeout,
+        poll_s=args.poll_s,
+    )
+    return Rollout(hub, plan, sys.stdout).run()
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 async def _from_simulator(args: argparse.Namespace, path: Path) -> int:
-    from simulator.upstream import MessageFilter, UpstreamStore
+    from simulator.hub.upstream import MessageFilter, UpstreamStore
 
     if not path.exists():
         raise CliError(f"no upstream store at {path}: is the simulator running?", USAGE)

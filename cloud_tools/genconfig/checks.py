@@ -30,9 +30,9 @@ from typing import Any
 from cloud_tools.genconfig.environment import setting
 from cloud_tools.genconfig.generate import Generated, agent_modules
 from cloud_tools.genconfig.module_images import MODULE_JSON, ModuleImage, load_module_image
+from simulator.deployment.manifest import ManifestError, image_problems, validate_manifest
+from simulator.deployment.routes import Route, parse_routes
 from simulator.errors import RouteSyntaxError
-from simulator.manifest import ManifestError, image_problems, validate_manifest
-from simulator.routing import Route, parse_routes
 
 __all__ = ["ENDPOINTS_JSON", "Endpoints", "manifest_problems"]
 

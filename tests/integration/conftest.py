@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from simulator.device.runtime import LocalRuntime, ModuleCommand
 from simulator.mqtt import Limits, MqttServer
 from simulator.mqtt.testing import RecordingHooks, ThrowawayTls, random_loopback_host, throwaway_tls
-from simulator.runtime import LocalRuntime, ModuleCommand
 from tests.integration.runtime_support import FAST_BACKOFF, SETTINGS
 
 MakeRuntime = Callable[..., LocalRuntime]

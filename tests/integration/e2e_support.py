@@ -24,10 +24,12 @@ from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 
 from cloud_tools.genconfig import device_manifest
 from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
-from simulator.app import Simulator, SimulatorSettings
+from simulator.device.device import ModuleCommands
+from simulator.device.runtime import ModuleCommand
+from simulator.fleet import DeviceSpec, Fleet, FleetSettings
+from simulator.hub.upstream import MessageFilter, StoredMessage
+from simulator.local.startup import base_only
 from simulator.mqtt.testing import eventually, random_loopback_host
-from simulator.runtime import ModuleCommand
-from simulator.upstream import MessageFilter, StoredMessage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "deployment.template.json"
@@ -38,7 +40,9 @@ GENCONFIG_ENV = {
     "CONTAINER_REGISTRY_USERNAME": "user",
     "CONTAINER_REGISTRY_PASSWORD": "password",
 }
-DEVICE = "edge-device"  # SimulatorSettings' default device id
+DEVICE = "edge-device"  # the fleet's default device id
+# Tests wait on the agent's reports; a short interval keeps them quick.
+REPORT_INTERVAL_S = 0.2
 
 # Sockets the client libraries leak, which would otherwise fail tests run with -W error:
 # after a dropped connection the SDK stops paho's loop without closing paho's wake-up socket
@@ -83,42 +87,67 @@ def route_to_input(source_module: str, output: str, module: str, input_name: str
     )
 
 
-@asynccontextmanager
-async def running_simulator(
-    manifest: Mapping[str, Any] | None,
-    commands: Mapping[str, ModuleCommand]
-    | Callable[[Path], Mapping[str, ModuleCommand]]
-    | None = None,
-) -> AsyncIterator[Simulator]:
-    """A started simulator on its own 127.x address; stopped (modules and all) on exit.
+Commands = Mapping[str, ModuleCommand] | ModuleCommands | None
 
-    ``commands`` may be a function of the simulator's state directory, for modules that keep
-    their data with the simulator's (``simulator.local_modules.repo_module_commands``).
-    """
-    # Short and outside pytest's tmp_path: the workload API's unix socket path must stay
-    # under the ~108-byte limit.
-    state_dir = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
-    if callable(commands):
-        commands = commands(state_dir)
-    sim = Simulator(
-        SimulatorSettings(
-            state_dir=state_dir,
-            address=random_loopback_host(),
-            skip_unmapped_modules=True,
-            module_stop_grace_s=5.0,
-        ),
-        commands,
+
+def module_commands(commands: Commands) -> ModuleCommands:
+    if commands is None or isinstance(commands, Mapping):
+        fixed = dict(commands or {})
+        return lambda _device: fixed
+    return commands
+
+
+def fleet_settings(
+    state_dir: Path,
+    manifest: Mapping[str, Any] | None,
+    devices: tuple[DeviceSpec, ...] = (DeviceSpec(DEVICE),),
+) -> FleetSettings:
+    return FleetSettings(
+        state_dir=state_dir,
+        address=random_loopback_host(),
+        devices=devices,
+        startup=base_only(manifest) if manifest is not None else (),
+        skip_unmapped_modules=True,
+        module_stop_grace_s=5.0,
+        report_interval_s=REPORT_INTERVAL_S,
     )
+
+
+def short_state_dir() -> Path:
+    """Short and outside pytest's tmp_path: the workload API's unix socket path must stay
+    under the ~108-byte limit."""
+    return Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
+
+
+@asynccontextmanager
+async def running_fleet(settings: FleetSettings, commands: Commands = None) -> AsyncIterator[Fleet]:
+    """A started fleet; stopped (modules and all) on exit. The state directory stays."""
+    fleet = await Fleet.start(settings, module_commands(commands))
     try:
-        await sim.start(manifest)
-        yield sim
+        yield fleet
     finally:
         try:
-            await sim.stop()
+            await fleet.stop()
         finally:
-            if sim.runtime is not None:
-                sim.runtime.kill_now()  # a no-op unless stop() itself failed
-            shutil.rmtree(state_dir, ignore_errors=True)
+            fleet.kill_now()  # a no-op unless stop() itself failed
+
+
+@asynccontextmanager
+async def running_simulator(
+    manifest: Mapping[str, Any] | None, commands: Commands = None
+) -> AsyncIterator[Fleet]:
+    """A fleet of one device (``DEVICE``) on its own 127.x address, ``manifest`` its base
+    deployment; stopped and its state removed on exit.
+
+    ``commands`` may be a function of the device's settings, for modules that keep their
+    data in the device's folder (``simulator.local.modules.repo_module_commands``).
+    """
+    state_dir = short_state_dir()
+    try:
+        async with running_fleet(fleet_settings(state_dir, manifest), commands) as fleet:
+            yield fleet
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def client_id(module_id: str) -> str:
@@ -127,15 +156,17 @@ def client_id(module_id: str) -> str:
 
 @asynccontextmanager
 async def module_client(
-    sim: Simulator,
+    sim: Fleet,
     module_id: str,
     *,
     connection_string: str | None = None,
     ca_pem: str | None = None,
+    device_id: str = DEVICE,
 ) -> AsyncIterator[Any]:
     """An azure-iot-device module client for ``module_id``, always shut down on exit."""
+    device = sim.device(device_id)
     client = IoTHubModuleClient.create_from_connection_string(
-        connection_string or sim.module_connection_string(module_id),
+        connection_string or device.module_connection_string(module_id),
         server_verification_cert=ca_pem if ca_pem is not None else sim.ca_path.read_text(),
         # Only matters when a reconnect fails; the first one after a drop is immediate.
         connection_retry_interval=1,
@@ -175,7 +206,7 @@ class Inbox:
 
 
 async def wait_upstream(
-    sim: Simulator,
+    sim: Fleet,
     count: int,
     *,
     module_id: str | None = None,
@@ -183,9 +214,8 @@ async def wait_upstream(
     timeout_s: float = 15.0,
 ) -> list[StoredMessage]:
     """Wait until ``count`` messages matching the filter are upstream; return them all."""
-    assert sim.upstream is not None
     where = MessageFilter(module_id=module_id, output_name=output_name)
-    store = sim.upstream
+    store = sim.state.upstream
     await eventually(
         lambda: len(store.read(where=where)) >= count,
         timeout_s,
@@ -194,18 +224,18 @@ async def wait_upstream(
     return store.read(where=where)
 
 
-def trust_simulator(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> None:
+def trust_simulator(monkeypatch: pytest.MonkeyPatch, sim: Fleet) -> None:
     """azure-iot-hub (msrest, requests) trusts a custom CA only through REQUESTS_CA_BUNDLE."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sim.ca_path))
 
 
-async def registry_manager(sim: Simulator) -> Any:
+async def registry_manager(sim: Fleet) -> Any:
     return await asyncio.to_thread(
         IoTHubRegistryManager.from_connection_string, sim.hub_connection_string()
     )
 
 
-async def configuration_manager(sim: Simulator) -> Any:
+async def configuration_manager(sim: Fleet) -> Any:
     return await asyncio.to_thread(
         IoTHubConfigurationManager.from_connection_string, sim.hub_connection_string()
     )

@@ -23,8 +23,8 @@ from typing import Any
 from azure.iot.device import Message
 from azure.iot.hub.models import CloudToDeviceMethod
 
-from simulator.app import Simulator
-from simulator.upstream import MessageFilter
+from simulator.fleet import Fleet
+from simulator.hub.upstream import MessageFilter
 from tests.integration.e2e_support import DEVICE, REPO_ROOT, registry_manager
 from tests.support.tiny_models import write_colour_model
 
@@ -68,21 +68,20 @@ class ClassifierProcess:
             return await self.process.wait()
 
 
-def _reported_state(sim: Simulator) -> Any:
-    reported = sim.twins.get_for_module(DEVICE, "classifier")["reported"]
+def _reported_state(sim: Fleet) -> Any:
+    reported = sim.state.twins.get_for_module(DEVICE, "classifier")["reported"]
     return reported.get("state") if isinstance(reported, dict) else None
 
 
 async def start_classifier(
-    sim: Simulator, gateway_host: str, work_dir: Path, **settings: str
+    sim: Fleet, gateway_host: str, work_dir: Path, **settings: str
 ) -> ClassifierProcess:
     """``python -m classifier`` dialling ``gateway_host``; returns once it reports running."""
-    assert sim.registry is not None
     model = write_colour_model(work_dir / "colour.onnx")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTEDGE_")}
     env |= {
         "PYTHONPATH": f"{REPO_ROOT / 'modules' / 'classifier'}:{REPO_ROOT}",
-        "EdgeHubConnectionString": sim.registry.module_connection_string(
+        "EdgeHubConnectionString": sim.state.registry.module_connection_string(
             DEVICE, "classifier", gateway_host
         ),
         "EdgeModuleCACertificateFile": str(sim.ca_path),
@@ -183,9 +182,8 @@ class OutcomeCounts:
         )
 
 
-def count_outcomes(sim: Simulator, camera: Camera) -> OutcomeCounts:
-    assert sim.upstream is not None
-    stored = sim.upstream.read(where=MessageFilter(module_id="classifier"), limit=1_000_000)
+def count_outcomes(sim: Fleet, camera: Camera) -> OutcomeCounts:
+    stored = sim.state.upstream.read(where=MessageFilter(module_id="classifier"), limit=1_000_000)
     by_frame: dict[str, set[str]] = defaultdict(set)
     copies = 0
     errors = 0
@@ -222,7 +220,7 @@ async def wait_for_outcomes(host_sim: Any, camera: Camera) -> OutcomeCounts:
         await asyncio.sleep(0.5)
 
 
-async def module_counters(sim: Simulator) -> dict[str, int]:
+async def module_counters(sim: Fleet) -> dict[str, int]:
     """The classifier's own counters, from its get_status direct method."""
     rm = await registry_manager(sim)
     call = CloudToDeviceMethod(method_name="get_status", response_timeout_in_seconds=20)

@@ -30,7 +30,7 @@ from azure.iot.hub.models import CloudToDeviceMethod, Twin, TwinProperties
 from edge_module.hub import Hub, InboundMessage, MethodResult, OutboundMessage
 from edge_module.local_hub import LocalHub
 from edge_module.sdk_hub import SdkHub
-from simulator.app import Simulator
+from simulator.fleet import Fleet
 from tests.integration.e2e_support import (
     DEVICE,
     module_client,
@@ -95,7 +95,7 @@ class ModuleLoop:
 
 
 class SdkHarness:
-    def __init__(self, sim: Simulator, module_loop: ModuleLoop, hub: SdkHub, camera: Any) -> None:
+    def __init__(self, sim: Fleet, module_loop: ModuleLoop, hub: SdkHub, camera: Any) -> None:
         self.sim = sim
         self.module_loop = module_loop
         self.hub: Hub = hub
@@ -108,7 +108,7 @@ class SdkHarness:
         trust_simulator(monkeypatch, sim)
         module_loop = ModuleLoop()
         stack.callback(module_loop.close)
-        connection_string = sim.module_connection_string(MODULE)
+        connection_string = sim.device(DEVICE).module_connection_string(MODULE)
         ca_pem = sim.ca_path.read_text()
 
         async def build() -> SdkHub:
@@ -166,7 +166,7 @@ class SdkHarness:
         ]
 
     async def reported(self) -> dict[str, Any]:
-        reported = self.sim.twins.get_for_module(DEVICE, MODULE)["reported"]
+        reported = self.sim.state.twins.get_for_module(DEVICE, MODULE)["reported"]
         assert isinstance(reported, dict)
         return {k: v for k, v in reported.items() if k != "$version"}
 

@@ -23,13 +23,13 @@ from azure.iot.device import Message
 from classifier.model_update.desired import MODEL_KEYS, SCHEMA_VERSION
 from cloud_tools.hub_service import HubService
 from cloud_tools.model_storage import UploadedModel, upload_model
-from simulator.app import Simulator
-from simulator.blob_storage import AzuriteServer, BlobEndpoint
-from simulator.certs import CA_CERT_FILE
+from simulator.device.device import DeviceSettings
+from simulator.device.runtime import ModuleCommand
+from simulator.fleet import Fleet
+from simulator.hub.upstream import MessageFilter
+from simulator.local.blob_storage import AzuriteServer, BlobEndpoint
+from simulator.local.tool_env import blob_storage
 from simulator.mqtt.testing import eventually
-from simulator.runtime import ModuleCommand
-from simulator.tool_env import blob_storage
-from simulator.upstream import MessageFilter
 from tests.integration.e2e_support import (
     DEVICE,
     REPO_ROOT,
@@ -47,10 +47,12 @@ def require_tools() -> bool:
     return os.environ.get("EDGE_REQUIRE_TOOLS") == "1"
 
 
-def classifier_command(builtin: Path, **env: str) -> Callable[[Path], dict[str, ModuleCommand]]:
-    """The real module process, its cache in the simulator's state (as a volume would be)."""
+def classifier_command(
+    builtin: Path, **env: str
+) -> Callable[[DeviceSettings], dict[str, ModuleCommand]]:
+    """The real module process, its cache in the device's folder (as a volume would be)."""
 
-    def make(state_dir: Path) -> dict[str, ModuleCommand]:
+    def make(device: DeviceSettings) -> dict[str, ModuleCommand]:
         return {
             "classifier": ModuleCommand(
                 [sys.executable, "-m", "classifier"],
@@ -58,8 +60,8 @@ def classifier_command(builtin: Path, **env: str) -> Callable[[Path], dict[str, 
                 env={
                     "PYTHONPATH": f"{REPO_ROOT / 'modules' / 'classifier'}:{REPO_ROOT}",
                     "MODEL_PATH": str(builtin),
-                    "MODEL_CACHE_DIR": str(state_dir / "volumes" / "classifier-models"),
-                    "MODEL_DOWNLOAD_CA_FILE": str(state_dir / "certs" / CA_CERT_FILE),
+                    "MODEL_CACHE_DIR": str(device.state_dir / "volumes" / "classifier-models"),
+                    "MODEL_DOWNLOAD_CA_FILE": str(device.ca_file),
                     "MODEL_MIN_FREE_BYTES": "0",
                     "MODEL_DOWNLOAD_BACKOFF_S": "0.05",
                     "MODEL_PROBATION_FRAMES": "10",
@@ -73,7 +75,7 @@ def classifier_command(builtin: Path, **env: str) -> Callable[[Path], dict[str, 
 
 @dataclass
 class Stack:
-    sim: Simulator
+    sim: Fleet
     storage_server: AzuriteServer
     hub: HubService
     sent: list[str] = field(default_factory=list)
@@ -85,7 +87,7 @@ class Stack:
     # -- the twin, as the module reports it -------------------------------------------------
 
     def reported(self) -> dict[str, Any]:
-        doc = self.sim.twins.get_for_module(DEVICE, "classifier")["reported"]
+        doc = self.sim.state.twins.get_for_module(DEVICE, "classifier")["reported"]
         assert isinstance(doc, dict)
         return doc
 
@@ -111,8 +113,7 @@ class Stack:
         return self.update()
 
     def module_log(self) -> str:
-        assert self.sim.runtime is not None
-        path = self.sim.runtime.log_path("classifier")
+        path = self.sim.device(DEVICE).runtime.log_path("classifier")
         return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
 
     # -- the operator's side (cloud_tools on the real service SDKs) -------------------------
@@ -158,12 +159,11 @@ class Stack:
         """Outcomes per frame id, and every prediction body, from the upstream store."""
         import json
 
-        assert self.sim.upstream is not None
         per_frame: Counter[str] = Counter()
         predictions = []
         for output in ("predictions", "errors"):
             where = MessageFilter(module_id="classifier", output_name=output)
-            for stored in self.sim.upstream.read(where=where):
+            for stored in self.sim.state.upstream.read(where=where):
                 frame = stored.message.correlation_id or ""
                 if frame.startswith("e2e-"):
                     per_frame[frame] += 1

@@ -1,48 +1,50 @@
 """A simulator that a test can restart: the same state directory, address and ports, a new
-``Simulator`` object each time, as when edgeHub's process restarts on a device."""
+``Fleet`` (of one device) each time, as when the hub and edgeHub processes restart."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-from simulator.app import Simulator, SimulatorSettings
-from simulator.mqtt.testing import random_loopback_host
+from simulator.fleet import Fleet
+from tests.integration.e2e_support import fleet_settings, module_commands, short_state_dir
 
 
 class RestartableSimulator:
+    """``__init__`` only assigns; the first :meth:`start` makes ``sim``."""
+
     def __init__(self, manifest: Mapping[str, Any], extra_cert_names: tuple[str, ...]) -> None:
-        # Short and outside pytest's tmp_path: the workload socket path must stay short.
-        self.state_dir = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
-        self.manifest = manifest
-        self.settings = SimulatorSettings(
-            state_dir=self.state_dir,
-            address=random_loopback_host(),
-            skip_unmapped_modules=True,
-            module_stop_grace_s=5.0,
-            extra_cert_names=extra_cert_names,
-        )
-        self.sim = Simulator(self.settings)
+        self.state_dir = short_state_dir()
+        settings = fleet_settings(self.state_dir, manifest)
+        self.settings = replace(settings, extra_cert_names=extra_cert_names)
+        self._sim: Fleet | None = None
         self.restarts = 0
 
+    @property
+    def sim(self) -> Fleet:
+        if self._sim is None:
+            raise RuntimeError("the simulator is not running")
+        return self._sim
+
     async def start(self) -> None:
-        await self.sim.start(self.manifest)
+        self._sim = await Fleet.start(self.settings, module_commands(None))
 
     async def stop(self) -> None:
+        sim, self._sim = self._sim, None
+        if sim is None:
+            return
         try:
-            await self.sim.stop()
+            await sim.stop()
         finally:
-            if self.sim.runtime is not None:
-                self.sim.runtime.kill_now()
+            sim.kill_now()
 
     async def restart(
         self, down_s: float = 0.0, while_down: Callable[[], Awaitable[object]] | None = None
-    ) -> Simulator:
+    ) -> Fleet:
         """Stops the simulator (every connection drops), stays down for ``down_s`` and until
         ``while_down()`` returns (clients are refused meanwhile), then starts a new one on
         the same state."""
@@ -50,7 +52,6 @@ class RestartableSimulator:
         await asyncio.sleep(down_s)
         if while_down is not None:
             await while_down()
-        self.sim = Simulator(self.settings)
         await self.start()
         self.restarts += 1
         return self.sim

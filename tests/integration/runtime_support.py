@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulator.manifest import DeploymentManifest, parse_manifest
-from simulator.runtime import BackoffPolicy, EdgeRuntimeSettings, ModuleCommand
+from simulator.deployment.manifest import DeploymentManifest, parse_manifest
+from simulator.device.runtime import BackoffPolicy, EdgeRuntimeSettings, ModuleCommand
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_MANIFEST = REPO_ROOT / "tests" / "data" / "deployment.classifier.amd64.json"

@@ -12,10 +12,12 @@ from pathlib import Path
 import av
 import simplejpeg
 
-from simulator.cli import set_module_env
-from simulator.local_modules import repo_module_commands
+from simulator.device.device import DeviceSettings
+from simulator.device.runtime import ModuleCommand
+from simulator.local.modules import repo_module_commands
 from simulator.mqtt import EDGEHUB_MAX_MESSAGE_BYTES
 from tests.integration.e2e_support import (
+    DEVICE,
     SDK_SOCKET_LEAK,
     running_simulator,
     template_manifest,
@@ -40,28 +42,33 @@ async def test_frames_too_large_for_edgehub_are_scored_through_claim_checks(tmp_
     video = make_video(tmp_path / "hd.mp4", FRAMES, fps=10, width=1920, height=1080, noise=40)
     assert first_frame_jpeg_bytes(video.path) > EDGEHUB_MAX_MESSAGE_BYTES
     manifest = template_manifest()
-    for name, value in {
-        "SOURCE_URL": str(video.path),
-        "FPS": "0",
-        "REALTIME": "false",
-        "JPEG_QUALITY": str(QUALITY),
-        "WIDTH": "0",
-        "HEIGHT": "0",
-    }.items():
-        set_module_env(manifest, "framesource", name, value)
+    framesource = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"][
+        "framesource"
+    ]
+    framesource["env"] = {
+        name: {"value": value}
+        for name, value in {
+            "SOURCE_URL": str(video.path),
+            "FPS": "0",
+            "REALTIME": "false",
+            "JPEG_QUALITY": str(QUALITY),
+            "WIDTH": "0",
+            "HEIGHT": "0",
+        }.items()
+    }
     claims: list[Path] = []
 
-    def commands(state_dir: Path) -> dict[str, object]:
-        made = repo_module_commands(state_dir)
+    def commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
+        made = repo_module_commands(device)
         claims.append(Path(made["framesource"].env["CLAIM_CHECK_DIR"]))
-        return made  # type: ignore[return-value]
+        return made
 
-    async with running_simulator(manifest, commands) as sim:  # type: ignore[arg-type]
+    async with running_simulator(manifest, commands) as sim:
         upstream = await wait_upstream(
             sim, FRAMES, module_id="classifier", timeout_s=START_TIMEOUT_S
         )
-        assert sim.runtime is not None
-        log = sim.runtime.log_path("framesource").read_text(errors="replace")
+        log_path = sim.device(DEVICE).runtime.log_path("framesource")
+        log = log_path.read_text(errors="replace")
         left = sorted(p.name for p in claims[0].iterdir())
     assert {m.output_name for m in upstream} == {"predictions"}, [
         m.message.body[:300] for m in upstream

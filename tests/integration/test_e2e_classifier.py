@@ -19,10 +19,10 @@ import pytest
 from azure.iot.device import Message
 from azure.iot.hub.models import CloudToDeviceMethod
 
-from simulator.app import Simulator
+from simulator.device.runtime import ModuleCommand
+from simulator.fleet import Fleet
+from simulator.hub.upstream import MessageFilter, StoredMessage
 from simulator.mqtt.testing import eventually
-from simulator.runtime import ModuleCommand
-from simulator.upstream import MessageFilter, StoredMessage
 from tests.conftest import solid_rgb
 from tests.integration.e2e_support import (
     DEVICE,
@@ -47,20 +47,19 @@ def jpeg(colour: tuple[int, int, int], width: int = 64, height: int = 48) -> byt
     return bytes(cv2.imencode(".jpg", bgr)[1].tobytes())
 
 
-def module_log(sim: Simulator) -> str:
-    assert sim.runtime is not None
-    path = sim.runtime.log_path("classifier")
+def module_log(sim: Fleet) -> str:
+    path = sim.device(DEVICE).runtime.log_path("classifier")
     return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
 
 
-def reported(sim: Simulator) -> dict[str, Any]:
-    section = sim.twins.get_for_module(DEVICE, "classifier")["reported"]
+def reported(sim: Fleet) -> dict[str, Any]:
+    section = sim.state.twins.get_for_module(DEVICE, "classifier")["reported"]
     assert isinstance(section, dict)
     return section
 
 
 @pytest.fixture
-async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
+async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
     model = write_colour_model(tmp_path / "colour.onnx")
     classifier = ModuleCommand(
         [sys.executable, "-m", "classifier"],
@@ -86,16 +85,15 @@ async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         yield sim
 
 
-async def send_frame(sim: Simulator, body: bytes, frame_id: str, **properties: str) -> None:
+async def send_frame(sim: Fleet, body: bytes, frame_id: str, **properties: str) -> None:
     async with module_client(sim, "framesource") as camera:
         message = Message(body, message_id=frame_id, content_type="image/jpeg")
         message.custom_properties = dict(properties)
         await camera.send_message_to_output(message, "frames")
 
 
-async def upstream_for(sim: Simulator, output: str, frame_id: str) -> StoredMessage:
-    assert sim.upstream is not None
-    store = sim.upstream
+async def upstream_for(sim: Fleet, output: str, frame_id: str) -> StoredMessage:
+    store = sim.state.upstream
     where = MessageFilter(module_id="classifier", output_name=output)
 
     def find() -> StoredMessage | None:
@@ -112,7 +110,7 @@ async def upstream_for(sim: Simulator, output: str, frame_id: str) -> StoredMess
     return found
 
 
-async def test_a_jpeg_frame_yields_a_prediction_in_the_documented_schema(sim: Simulator) -> None:
+async def test_a_jpeg_frame_yields_a_prediction_in_the_documented_schema(sim: Fleet) -> None:
     await send_frame(sim, jpeg((220, 20, 20)), "frame-red", truth="red", seq="7")
     stored = await upstream_for(sim, "predictions", "frame-red")
     message = stored.message
@@ -149,7 +147,7 @@ async def test_a_jpeg_frame_yields_a_prediction_in_the_documented_schema(sim: Si
     }
 
 
-async def test_a_corrupt_frame_yields_a_corrupt_image_error(sim: Simulator) -> None:
+async def test_a_corrupt_frame_yields_a_corrupt_image_error(sim: Fleet) -> None:
     whole = jpeg((20, 20, 220))
     await send_frame(sim, whole[: len(whole) // 2], "frame-cut")
     stored = await upstream_for(sim, "errors", "frame-cut")
@@ -163,7 +161,7 @@ async def test_a_corrupt_frame_yields_a_corrupt_image_error(sim: Simulator) -> N
     }
 
 
-async def test_get_status_answers_with_the_model_in_use(sim: Simulator) -> None:
+async def test_get_status_answers_with_the_model_in_use(sim: Fleet) -> None:
     rm = await registry_manager(sim)
     call = CloudToDeviceMethod(method_name="get_status", response_timeout_in_seconds=20)
     result = await asyncio.to_thread(rm.invoke_device_module_method, DEVICE, "classifier", call)

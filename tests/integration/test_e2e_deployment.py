@@ -24,9 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cloud_tools.__main__ import main as cloud_tools
 from cloud_tools.genconfig import compose
-from simulator.app import Simulator
+from simulator.device.device import DeviceSettings
+from simulator.device.runtime import ModuleCommand
 from simulator.errors import SimulatorError
-from simulator.local_modules import repo_module_commands
+from simulator.fleet import Fleet
+from simulator.local.modules import repo_module_commands
 from tests.integration.e2e_support import (
     DEVICE,
     SDK_SOCKET_LEAK,
@@ -74,9 +76,8 @@ def scored(families: dict[str, list[Any]]) -> float:
     return float(sample.value)
 
 
-def module_log(sim: Simulator, module: str) -> str:
-    assert sim.runtime is not None
-    path = sim.runtime.log_path(module)
+def module_log(sim: Fleet, module: str) -> str:
+    path = sim.device(DEVICE).runtime.log_path(module)
     return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -84,13 +85,17 @@ async def test_the_generated_amd64_manifest_classifies_camera_frames_on_the_simu
     generated: dict[str, Any], tmp_path: Path
 ) -> None:
     port = free_port()
-    commands = repo_module_commands(tmp_path)
-    classifier = commands["classifier"]
-    # No model is pushed here: the cache lives in tmp_path and no download CA is needed.
-    env = {k: v for k, v in classifier.env.items() if k != "MODEL_DOWNLOAD_CA_FILE"}
-    commands["classifier"] = replace(
-        classifier, env={**env, "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1"}
-    )
+
+    def commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
+        made = repo_module_commands(device)
+        classifier = made["classifier"]
+        # No model is pushed here: no download CA is needed.
+        env = {k: v for k, v in classifier.env.items() if k != "MODEL_DOWNLOAD_CA_FILE"}
+        made["classifier"] = replace(
+            classifier, env={**env, "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1"}
+        )
+        return made
+
     async with running_simulator(generated, commands) as sim:
         try:
             await wait_upstream(
@@ -108,7 +113,7 @@ async def test_the_generated_amd64_manifest_classifies_camera_frames_on_the_simu
     assert info.labels["provider"] == "CPUExecutionProvider"
     assert info.labels["model_name"] and info.labels["model_sha256"]
     assert (info.labels["iothub"], info.labels["edge_device"], info.labels["module_name"]) == (
-        sim.settings.hub_host_name,
+        sim.hub.host_name,
         DEVICE,
         "classifier",
     )
@@ -125,5 +130,5 @@ async def test_a_manifest_with_an_unexpanded_image_is_refused_as_edge_agent_refu
     modules["classifier"]["settings"]["image"] = "${MODULES.classifier}"
     async with running_simulator(None) as sim:
         with pytest.raises(SimulatorError, match=r"'\$\{MODULES\.classifier\}' is an unexpanded"):
-            await sim.deploy(generated)
-        assert sim.runtime is not None and not sim.runtime.module_reports()
+            await sim.deploy(DEVICE, generated)
+        assert not sim.device(DEVICE).runtime.module_reports()

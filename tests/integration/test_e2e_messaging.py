@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from azure.iot.device import Message
 
-from simulator.app import Simulator
+from simulator.fleet import Fleet
 from simulator.messages import Message as HubMessage
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import (
@@ -32,7 +32,7 @@ pytestmark = SDK_SOCKET_LEAK
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
+async def sim() -> AsyncIterator[Fleet]:
     async with running_simulator(template_manifest()) as sim:
         yield sim
 
@@ -50,7 +50,7 @@ def frame_message(body: bytes, message_id: str, **properties: str) -> Any:
 
 
 async def test_an_output_message_reaches_the_routed_input_with_its_properties(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
     inbox = Inbox()
     async with module_client(sim, "framesource") as camera, module_client(sim, "classifier") as cls:
@@ -73,7 +73,7 @@ async def test_an_output_message_reaches_the_routed_input_with_its_properties(
 
 
 async def test_an_upstream_output_is_stored_with_its_properties_and_enqueue_time(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
     body = json.dumps({"label": "cat"}).encode()
     before = dt.datetime.now(dt.UTC)
@@ -147,20 +147,19 @@ async def test_a_route_condition_passes_only_the_messages_that_match_it() -> Non
 
 
 async def test_a_message_routed_while_a_module_is_away_arrives_after_the_sdk_reconnects(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
     inbox = Inbox()
-    assert sim.edgehub is not None and sim.mqtt is not None
-    mqtt = sim.mqtt
+    mqtt = sim.device(DEVICE).mqtt
     async with module_client(sim, "classifier") as cls:
         await set_handler(cls, "on_message_received", inbox.handler)
-        connections = sim.edgehub.counters["connections"]
+        connections = sim.device(DEVICE).edgehub.counters["connections"]
         await mqtt.disconnect(client_id("classifier"))
         # The SDK redials within ~10 ms, but its TLS handshake needs this loop, so checking
         # and routing in one step (no await in between reaches the loop) is certainly
         # "while away". A second SDK sender could lose that race.
         assert not mqtt.is_connected(client_id("classifier"))
-        await sim.edgehub.route(
+        await sim.device(DEVICE).edgehub.route(
             DEVICE,
             "framesource",
             HubMessage(
@@ -174,6 +173,6 @@ async def test_a_message_routed_while_a_module_is_away_arrives_after_the_sdk_rec
         [received] = await inbox.wait_for(1, what="the held message after the reconnect")
         assert received.data == b"sent while away"
         assert received.message_id == "away-1"
-        assert sim.edgehub.counters["connections"] == connections + 1
+        assert sim.device(DEVICE).edgehub.counters["connections"] == connections + 1
         # The SDK never resubscribes: the persistent session kept its input subscription.
         await eventually(lambda: mqtt.is_connected(client_id("classifier")), what="reconnected")

@@ -153,12 +153,11 @@ async def test_desired_changes_made_while_away_reach_the_handler_after_a_reconne
     async with AsyncExitStack() as stack:
         harness = await SdkHarness.open(stack, monkeypatch)
         sim = harness.sim
-        assert sim.mqtt is not None
-        mqtt = sim.mqtt
+        mqtt = sim.device(DEVICE).mqtt
         module = await connect(harness)
         await mqtt.disconnect(client_id(MODULE))
         # Same loop step as the check: the change certainly happens while the module is away.
         assert not mqtt.is_connected(client_id(MODULE))
-        sim.twins.update(DEVICE, MODULE, desired_patch={"threshold": 0.9})
+        sim.state.twins.update(DEVICE, MODULE, desired_patch={"threshold": 0.9})
         await eventually(lambda: module.desired, 15, "the desired resync after the reconnect")
     assert module.desired[-1]["threshold"] == 0.9

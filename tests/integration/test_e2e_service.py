@@ -20,9 +20,9 @@ from azure.iot.hub.models import (
 )
 from msrest.exceptions import HttpOperationError
 
-from simulator.app import Simulator
+from simulator.device.runtime import ModuleCommand, RuntimeStatus
+from simulator.fleet import Fleet
 from simulator.mqtt.testing import eventually
-from simulator.runtime import ModuleCommand, RuntimeStatus
 from tests.integration.e2e_support import (
     DEVICE,
     SDK_SOCKET_LEAK,
@@ -44,7 +44,7 @@ IDLE_MODULE = ModuleCommand([sys.executable, "-I", "-S", "-c", "import time; tim
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
+async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
     async with running_simulator(template_manifest(), {"sidecar": IDLE_MODULE}) as sim:
         trust_simulator(monkeypatch, sim)
         yield sim
@@ -64,7 +64,7 @@ def with_sidecar_and_upstream_frames(manifest: dict[str, Any]) -> dict[str, Any]
     return changed
 
 
-async def test_the_service_reads_and_updates_the_twin_of_a_live_module(sim: Simulator) -> None:
+async def test_the_service_reads_and_updates_the_twin_of_a_live_module(sim: Fleet) -> None:
     async with module_client(sim, "classifier") as client:
         await client.patch_twin_reported_properties({"state": "running"})
         rm = await registry_manager(sim)
@@ -81,7 +81,7 @@ async def test_the_service_reads_and_updates_the_twin_of_a_live_module(sim: Simu
     assert seen_by_module["desired"]["top_k"] == 2
 
 
-async def test_configurations_can_be_created_read_listed_and_deleted(sim: Simulator) -> None:
+async def test_configurations_can_be_created_read_listed_and_deleted(sim: Fleet) -> None:
     cm = await configuration_manager(sim)
     content = ConfigurationContent(modules_content=template_manifest()["modulesContent"])
     created = await asyncio.to_thread(
@@ -102,15 +102,15 @@ async def test_configurations_can_be_created_read_listed_and_deleted(sim: Simula
     assert created.etag
     assert fetched.priority == 5 and fetched.labels == {"app": "classifier"}
     assert fetched.content.modules_content["$edgeHub"] == content.modules_content["$edgeHub"]
-    assert [c.id for c in listed] == ["classifier-rollout"]
+    assert [c.id for c in listed] == ["simulator-base", "classifier-rollout"]  # base: startup
     assert caught.value.response.status_code == 404
 
 
 async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
-    assert sim.runtime is not None and sim.manifest is not None
-    runtime = sim.runtime
+    assert sim.device(DEVICE).manifest is not None
+    runtime = sim.device(DEVICE).runtime
     assert "sidecar" not in runtime.module_reports()
     desired = Inbox()
     async with module_client(sim, "framesource") as camera, module_client(sim, "classifier") as cls:
@@ -131,6 +131,7 @@ async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
         timeout_s=15,
         what="the new module running",
     )
+    await sim.settled()
     assert upstream.message.message_id == "f-1"
     # The new deployment's desired properties replace the template's whole: what it drops
     # reaches the module as nulls, as a JSON merge patch deletes keys.
@@ -139,7 +140,9 @@ async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
         "schemaVersion": None,
         "inference": None,
     }
-    assert set(sim.manifest.modules) == {"classifier", "framesource", "sidecar"}
+    manifest = sim.device(DEVICE).manifest
+    assert manifest is not None
+    assert set(manifest.modules) == {"classifier", "framesource", "sidecar"}
 
 
 def with_a_broken_route(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -158,11 +161,11 @@ def with_a_bad_desired_property_name(manifest: dict[str, Any]) -> dict[str, Any]
 
 @pytest.mark.parametrize("breakage", [with_a_broken_route, with_a_bad_desired_property_name])
 async def test_an_invalid_deployment_is_refused_with_400_and_changes_nothing(
-    sim: Simulator, breakage: Any
+    sim: Fleet, breakage: Any
 ) -> None:
-    assert sim.registry is not None and sim.runtime is not None
-    before_version = sim.twins.desired_version(DEVICE, "classifier")
-    before = (sim.manifest, sim.runtime.manifest, sim.edgehub and sim.edgehub.router)
+    device = sim.device(DEVICE)
+    before_version = sim.state.twins.desired_version(DEVICE, "classifier")
+    before = (device.manifest, device.runtime.manifest, device.edgehub.router)
     cm = await configuration_manager(sim)
     with pytest.raises(HttpOperationError) as caught:
         await asyncio.to_thread(
@@ -172,9 +175,10 @@ async def test_an_invalid_deployment_is_refused_with_400_and_changes_nothing(
         )
     assert caught.value.response.status_code == 400
     assert caught.value.response.headers["iothub-errorcode"] == "ArgumentInvalid"
-    assert sim.twins.desired_version(DEVICE, "classifier") == before_version
-    assert (sim.manifest, sim.runtime.manifest, sim.edgehub and sim.edgehub.router) == before
-    assert sim.registry.get_module(DEVICE, "sidecar") is None
+    assert sim.state.twins.desired_version(DEVICE, "classifier") == before_version
+    await sim.settled()
+    assert (device.manifest, device.runtime.manifest, device.edgehub.router) == before
+    assert sim.state.registry.get_module(DEVICE, "sidecar") is None
     # The old route still carries frames to the classifier.
     inbox = Inbox()
     async with module_client(sim, "framesource") as camera, module_client(sim, "classifier") as cls:
@@ -184,7 +188,7 @@ async def test_an_invalid_deployment_is_refused_with_400_and_changes_nothing(
     assert received.input_name == "frames"
 
 
-async def test_a_query_finds_the_classifier_module_twin(sim: Simulator) -> None:
+async def test_a_query_finds_the_classifier_module_twin(sim: Fleet) -> None:
     async with module_client(sim, "classifier") as client:
         await client.patch_twin_reported_properties({"state": "running"})
     rm = await registry_manager(sim)

@@ -50,8 +50,7 @@ async def test_a_reconnected_sdk_client_receives_everything_after_a_restart(
 
             sim = await host.restart()
             trust_simulator(monkeypatch, sim)
-            assert sim.mqtt is not None
-            mqtt = sim.mqtt
+            mqtt = sim.device(DEVICE).mqtt
             await eventually(
                 lambda: mqtt.is_connected(client_id("classifier")),
                 RECONNECT_TIMEOUT_S,
@@ -93,8 +92,7 @@ async def test_messages_held_for_a_paused_input_survive_a_restart() -> None:
                 for n in range(3):
                     await camera.send_message_to_output(Message(b"f", message_id=f"h{n}"), "frames")
             sim = await host.restart()
-            assert sim.mqtt is not None
-            mqtt = sim.mqtt
+            mqtt = sim.device(DEVICE).mqtt
             await eventually(
                 lambda: mqtt.is_connected(client_id("classifier")), RECONNECT_TIMEOUT_S, "reconnect"
             )

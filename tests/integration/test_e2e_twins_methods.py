@@ -13,7 +13,7 @@ from azure.iot.device import MethodResponse
 from azure.iot.hub.models import CloudToDeviceMethod, Twin, TwinProperties
 from msrest.exceptions import HttpOperationError
 
-from simulator.app import Simulator
+from simulator.fleet import Fleet
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import (
     DEVICE,
@@ -34,7 +34,7 @@ DESIRED = {"threshold": 0.7, "model": {"name": "seed-cnn", "version": "1"}}
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
+async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
     async with running_simulator(deployment(desired={"classifier": DESIRED})) as sim:
         trust_simulator(monkeypatch, sim)
         yield sim
@@ -45,7 +45,7 @@ def without_version(document: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_module_gets_its_twin_with_the_deployments_desired_properties(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
     async with module_client(sim, "classifier") as client:
         twin = await client.get_twin()
@@ -55,7 +55,7 @@ async def test_a_module_gets_its_twin_with_the_deployments_desired_properties(
     assert twin["reported"] == {"$version": 1}
 
 
-async def test_a_reported_patch_merges_and_a_null_deletes_a_key(sim: Simulator) -> None:
+async def test_a_reported_patch_merges_and_a_null_deletes_a_key(sim: Fleet) -> None:
     async with module_client(sim, "classifier") as client:
         await client.patch_twin_reported_properties(
             {"state": "running", "model": {"name": "a", "version": "1"}, "fps": 10}
@@ -71,7 +71,7 @@ async def test_a_reported_patch_merges_and_a_null_deletes_a_key(sim: Simulator) 
 
 
 async def test_a_service_desired_update_reaches_the_modules_patch_handler(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
     inbox = Inbox()
     async with module_client(sim, "classifier") as client:
@@ -90,10 +90,9 @@ async def test_a_service_desired_update_reaches_the_modules_patch_handler(
 
 
 async def test_desired_changes_made_while_away_arrive_whole_after_the_sdk_reconnects(
-    sim: Simulator,
+    sim: Fleet,
 ) -> None:
-    assert sim.mqtt is not None
-    mqtt = sim.mqtt
+    mqtt = sim.device(DEVICE).mqtt
     inbox = Inbox()
     async with module_client(sim, "classifier") as client:
         # IoT Hub's reconnection flow: connect, subscribe to patches, GET the whole twin.
@@ -107,14 +106,14 @@ async def test_desired_changes_made_while_away_arrive_whole_after_the_sdk_reconn
         # As in the persistent-session test: updating in the same loop step as the check
         # makes the change certainly happen while the module is away (no push possible).
         assert not mqtt.is_connected(client_id("classifier"))
-        sim.twins.update(DEVICE, "classifier", desired_patch={"threshold": 0.9})
+        sim.state.twins.update(DEVICE, "classifier", desired_patch={"threshold": 0.9})
         [received] = await inbox.wait_for(1, what="the desired resync after the reconnect")
         await eventually(lambda: mqtt.is_connected(client_id("classifier")), what="reconnected")
     # The SDK GETs the twin on reconnect and hands over the WHOLE desired document.
     assert received == {**DESIRED, "threshold": 0.9, "$version": first["desired"]["$version"] + 1}
 
 
-async def test_a_direct_method_returns_the_modules_status_and_payload(sim: Simulator) -> None:
+async def test_a_direct_method_returns_the_modules_status_and_payload(sim: Fleet) -> None:
     async with module_client(sim, "classifier") as client:
 
         async def answer(request: Any) -> None:
@@ -133,7 +132,7 @@ async def test_a_direct_method_returns_the_modules_status_and_payload(sim: Simul
     assert result.payload == {"echo": {"verbose": True}, "name": "get_status"}
 
 
-async def test_a_method_on_a_module_that_is_not_connected_is_a_404(sim: Simulator) -> None:
+async def test_a_method_on_a_module_that_is_not_connected_is_a_404(sim: Fleet) -> None:
     rm = await registry_manager(sim)
     call = CloudToDeviceMethod(method_name="get_status", response_timeout_in_seconds=5)
     with pytest.raises(HttpOperationError) as caught:
@@ -142,9 +141,8 @@ async def test_a_method_on_a_module_that_is_not_connected_is_a_404(sim: Simulato
     assert caught.value.response.headers["iothub-errorcode"] == "DeviceNotOnline"
 
 
-async def test_a_method_the_connected_module_never_answers_is_a_504(sim: Simulator) -> None:
+async def test_a_method_the_connected_module_never_answers_is_a_504(sim: Fleet) -> None:
     inbox = Inbox()
-    assert sim.edgehub is not None
     async with module_client(sim, "classifier") as client:
         await set_handler(client, "on_method_request_received", inbox.handler)  # never answers
         rm = await registry_manager(sim)
@@ -154,4 +152,4 @@ async def test_a_method_the_connected_module_never_answers_is_a_504(sim: Simulat
         [request] = await inbox.wait_for(1)
     assert caught.value.response.status_code == 504
     assert request.name == "get_status"
-    assert sim.edgehub.methods.pending_count == 0
+    assert sim.device(DEVICE).edgehub.methods.pending_count == 0

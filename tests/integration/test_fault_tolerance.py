@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.device.device import MQTT_PORT
 from simulator.mqtt.testing import eventually, random_loopback_host
 from tests.integration.e2e_support import (
     SDK_SOCKET_LEAK,
@@ -57,7 +58,7 @@ BURST = 60
 async def host_and_proxy() -> AsyncIterator[tuple[RestartableSimulator, TcpProxy]]:
     proxy_host = random_loopback_host()
     async with restartable_simulator(template_manifest(), (proxy_host,)) as host:
-        proxy = TcpProxy(proxy_host, host.settings.mqtt_port, (host.settings.address, 8883))
+        proxy = TcpProxy(proxy_host, MQTT_PORT, (host.settings.address, 8883))
         await proxy.start()
         try:
             yield host, proxy

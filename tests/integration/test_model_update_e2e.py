@@ -206,7 +206,7 @@ async def test_a_change_made_while_stopped_applies_at_start_and_the_cache_serves
 ) -> None:
     v3 = write_versioned_colour_model(tmp_path / "v3.onnx", "3.0.0")
     async with running_stack(v1, monkeypatch) as stack:
-        runtime = stack.sim.runtime
+        runtime = stack.sim.device(DEVICE).runtime
         assert runtime is not None and runtime.manifest is not None
         first = await stack.push_uploaded(await stack.upload(v2))
         await stack.wait_update(first, "active")
@@ -230,9 +230,17 @@ async def test_a_change_made_while_stopped_applies_at_start_and_the_cache_serves
         storage_down = stack.storage.url
         await stack.storage_server.stop()
         await _set_status(stack, "stopped")
+        restarted = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         await _set_status(stack, "running")
-        await eventually(lambda: stack.active().get("source") == "cache", 90, "start on the cache")
-        await stack.wait_update(changed, "active")  # the resync finds nothing to fetch
+
+        def resynced() -> bool:
+            # a report of the new process (the twin still holds the old one's), after its
+            # resync found nothing to fetch
+            update = stack.update()
+            return update.get("updatedAt", "") > restarted and update.get("state") == "active"
+
+        await eventually(resynced, 90, "the restarted module's resync")
+        assert stack.active()["source"] == "cache"
         assert stack.active()["version"] == "3.0.0"
         result = await asyncio.to_thread(stack.hub.invoke, DEVICE, "classifier", "rollback", {}, 30)
         assert result[0] == 200, result
@@ -253,6 +261,6 @@ async def _set_status(stack: Stack, status: str) -> None:
     del manifest["modulesContent"]["classifier"]
     agent = manifest["modulesContent"]["$edgeAgent"]["properties.desired"]
     agent["modules"]["classifier"]["status"] = status
-    await stack.sim.deploy(manifest)
+    await stack.sim.deploy(DEVICE, manifest)
     if status == "running":
         await eventually(lambda: stack.reported().get("state") == "running", 90, "running again")

@@ -4,7 +4,6 @@ the environment, then ``python -m cloud_tools`` processes against the simulator 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import json
@@ -17,10 +16,11 @@ import pytest
 
 from classifier.engine import file_sha256
 from classifier.model_update.signing import check_signature, parse_public_key
+from simulator.local.tool_env import write_connection_info
 from simulator.mqtt.testing import eventually
-from simulator.tool_env import write_connection_info
 from tests.integration.e2e_support import DEVICE, REPO_ROOT, SDK_SOCKET_LEAK, template_manifest
 from tests.integration.model_update_e2e_support import Stack, running_stack
+from tests.support.cloud_tools_cli import run_cloud_tools
 from tests.support.tiny_models import write_versioned_colour_model
 
 pytestmark = [pytest.mark.slow, SDK_SOCKET_LEAK]
@@ -52,17 +52,7 @@ def tool_environment(stack: Stack) -> dict[str, str]:
 
 
 async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "cloud_tools", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=180,
-        env={**os.environ, **env},
-    )
+    return await run_cloud_tools(env, *args)
 
 
 async def test_upload_push_status_and_invoke_from_the_command_line(
@@ -136,8 +126,9 @@ async def test_upload_push_status_and_invoke_from_the_command_line(
         path.write_text(json.dumps(manifest))
         deploy = await cli(env, "deploy", "--device", DEVICE, "--manifest", str(path))
         assert deploy.returncode == 0, deploy.stderr
-        runtime = stack.sim.runtime
-        assert runtime is not None
+        # The hub answers once the twins hold it; the device's runtime then reconciles.
+        await stack.sim.settled()
+        runtime = stack.sim.device(DEVICE).runtime
         assert runtime.manifest is not None
         assert runtime.manifest.modules["classifier"].env["TOP_K"] == "2"
         path.write_text(json.dumps(manifest).replace('"2"', '"${TOP_K}"'))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.manifest import load_manifest
-from simulator.runtime import (
+from simulator.deployment.manifest import load_manifest
+from simulator.device.runtime import (
     WORKLOAD_API_VERSION,
     LocalRuntimeError,
     ModuleCommand,

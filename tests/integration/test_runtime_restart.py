@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from simulator.runtime import BackoffPolicy, ModuleCommand, RuntimeStatus
+from simulator.device.runtime import BackoffPolicy, ModuleCommand, RuntimeStatus
 from tests.integration.runtime_support import (
     IDLE,
     IGNORE_SIGTERM,

@@ -21,9 +21,10 @@ from edge_module.hub import InboundMessage, OutboundMessage
 from edge_module.outbox import Outbox, OutboxConfig, Outgoing
 from edge_module.sdk_hub import SdkHub
 from edge_module.watchdog import HubWatchdog
+from simulator.hub.upstream import MessageFilter
 from simulator.mqtt.testing import eventually
-from simulator.upstream import MessageFilter
 from tests.integration.e2e_support import (
+    DEVICE,
     SDK_SOCKET_LEAK,
     client_id,
     module_client,
@@ -46,7 +47,7 @@ async def open_hub(
 ) -> tuple[ModuleLoop, SdkHub]:
     module_loop = ModuleLoop()
     stack.callback(module_loop.close)
-    connection_string = host.sim.module_connection_string("classifier")
+    connection_string = host.sim.device(DEVICE).module_connection_string("classifier")
     ca_pem = host.sim.ca_path.read_text()
 
     async def build() -> SdkHub:
@@ -94,8 +95,7 @@ async def test_outcomes_made_while_edgehub_is_down_are_sent_in_order_when_it_ret
             assert outbox.depth == 20
 
         sim = await host.restart(while_down=produce_while_down)
-        assert sim.upstream is not None
-        store = sim.upstream
+        store = sim.state.upstream
         where = MessageFilter(module_id="classifier", output_name="predictions")
         await eventually(lambda: len(store.read(where=where)) >= 20, 60, "the kept outcomes")
         ids = [s.message.correlation_id for s in store.read(where=where)]
@@ -121,8 +121,7 @@ async def test_a_module_that_falls_behind_stops_receiving_and_loses_nothing(
             await hub.connect()
 
         await module_loop.run(start())
-        assert host.sim.mqtt is not None
-        mqtt = host.sim.mqtt
+        mqtt = host.sim.device(DEVICE).mqtt
         async with module_client(host.sim, "framesource") as camera:
             sent = [f"f-{n}" for n in range(150)]
             for frame_id in sent:  # as fast as edgeHub acknowledges them

@@ -22,29 +22,46 @@ from azure.iot.hub.models import (
 from msrest.exceptions import HttpOperationError
 
 from simulator.certs import ensure_certificates
-from simulator.configurations import ConfigurationStore
-from simulator.identity import Registry, new_key
+from simulator.hub.identity import DeviceFields, ModuleFields, new_key
+from simulator.hub.service_api import ServiceApi
+from simulator.hub.state import HubState
+from simulator.hub.twins import TwinStore
 from simulator.jsondoc import JsonObject, JsonValue
-from simulator.methods import LoopbackTransport, in_process_dispatcher
-from simulator.service_api import ServiceApi
-from simulator.twins import TwinStore
+from simulator.methods import LoopbackTransport, MethodCalls, in_process_dispatcher
+from tests.integration.e2e_support import template_manifest
 
 D, M = "dev1", "classifier"
-DEPLOYMENT: dict[str, Any] = {
-    "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1", "modules": {}}},
-    "$edgeHub": {"properties.desired": {"schemaVersion": "1.1", "routes": {}}},
-    M: {"properties.desired": {"threshold": 0.7}},
-}
+
+
+def deployment() -> dict[str, Any]:
+    """A whole, valid deployment whose classifier desired properties are ``threshold``."""
+    content: dict[str, Any] = template_manifest()["modulesContent"]
+    content[M] = {"properties.desired": {"threshold": 0.7}}
+    return content
+
+
+@dataclass
+class InProcessDevice:
+    """A ``DeviceEndpoint`` whose modules are Python handlers (``LoopbackTransport``)."""
+
+    methods: MethodCalls
+    transport: LoopbackTransport
+
+    def is_connected(self, module_id: str) -> bool:
+        return self.transport.is_reachable(f"{D}/{module_id}")
 
 
 @dataclass
 class Hub:
     api: ServiceApi
-    twins: TwinStore
+    state: HubState
     transport: LoopbackTransport
     connection_string: str
-    applied: list[tuple[str, JsonObject]] = field(default_factory=list)
     desired_seen: list[JsonObject] = field(default_factory=list)
+
+    @property
+    def twins(self) -> TwinStore:
+        return self.state.twins
 
     async def registry_manager(self) -> Any:
         return await asyncio.to_thread(
@@ -59,33 +76,22 @@ class Hub:
 
 @pytest.fixture
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
-    registry = Registry.load_or_create(tmp_path, "sim-hub.local")
-    registry.add_device(D)
-    registry.add_module(D, M)
+    state = HubState.load(tmp_path, "sim-hub.local")
+    state.create_device(D, DeviceFields(edge=True))
+    state.create_module(D, M, ModuleFields(managed_by="IotEdge"))
     certs = ensure_certificates(tmp_path / "certs", ["127.0.0.1"])
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca_cert_path))
     calls, transport = in_process_dispatcher()
-    twins = TwinStore()
-    applied: list[tuple[str, JsonObject]] = []
-
-    async def on_apply(device_id: str, content: JsonObject) -> None:
-        twins.apply_modules_content(device_id, content)
-        applied.append((device_id, content))
-
-    api = ServiceApi(
-        registry,
-        twins,
-        ConfigurationStore(),
-        calls,
-        on_apply_content=on_apply,
-        is_connected=lambda d, m: transport.is_reachable(f"{d}/{m}"),
-    )
+    detach = state.presence.attach(D, InProcessDevice(calls, transport))
+    api = ServiceApi(state)
     await api.start("127.0.0.1", certs.server_ssl_context())
-    state = Hub(api, twins, transport, api.connection_string(), applied)
-    twins.add_desired_listener(lambda _d, _m, patch: state.desired_seen.append(patch))
-    yield state
+    hub = Hub(api, state, transport, api.connection_string())
+    state.twins.add_desired_listener(lambda _d, _m, patch: hub.desired_seen.append(patch))
+    yield hub
     await api.stop()
     await transport.close()
+    detach()
+    state.close()
 
 
 def status_of(error: HttpOperationError) -> int:
@@ -191,7 +197,7 @@ async def test_configurations_can_be_created_read_listed_and_deleted(hub: Hub) -
     cm = await hub.configuration_manager()
     config = Configuration(
         id="classifier-v1",
-        content=ConfigurationContent(modules_content=DEPLOYMENT),
+        content=ConfigurationContent(modules_content=deployment()),
         target_condition="tags.site='lab'",
         priority=10,
         labels={"app": "classifier"},
@@ -199,7 +205,7 @@ async def test_configurations_can_be_created_read_listed_and_deleted(hub: Hub) -
     created = await asyncio.to_thread(cm.create_configuration, config)
     assert created.etag
     fetched = await asyncio.to_thread(cm.get_configuration, "classifier-v1")
-    assert fetched.content.modules_content[M] == DEPLOYMENT[M]
+    assert fetched.content.modules_content[M] == deployment()[M]
     assert fetched.created_time_utc is not None
     listed = await asyncio.to_thread(cm.get_configurations, 10)
     assert [c.id for c in listed] == ["classifier-v1"]
@@ -209,22 +215,22 @@ async def test_configurations_can_be_created_read_listed_and_deleted(hub: Hub) -
     assert status_of(caught.value) == 404
 
 
-async def test_applying_configuration_content_sets_twins_and_calls_the_runtime(hub: Hub) -> None:
+async def test_applying_configuration_content_sets_every_twin_it_names(hub: Hub) -> None:
     cm = await hub.configuration_manager()
-    content = ConfigurationContent(modules_content=DEPLOYMENT)
+    content = ConfigurationContent(modules_content=deployment())
     await asyncio.to_thread(cm.apply_configuration_on_edge_device, D, content)
-    assert [device for device, _ in hub.applied] == [D]
-    assert hub.applied[0][1][M] == DEPLOYMENT[M]
     assert hub.twins.get_for_module(D, M)["desired"] == {"threshold": 0.7, "$version": 2}
+    agent = hub.twins.desired(D, "$edgeAgent")
+    assert agent == deployment()["$edgeAgent"]["properties.desired"]
 
 
 async def test_applying_content_without_the_system_modules_is_a_400(hub: Hub) -> None:
     cm = await hub.configuration_manager()
-    content = ConfigurationContent(modules_content={M: DEPLOYMENT[M]})
+    content = ConfigurationContent(modules_content={M: deployment()[M]})
     with pytest.raises(HttpOperationError) as caught:
         await asyncio.to_thread(cm.apply_configuration_on_edge_device, D, content)
     assert status_of(caught.value) == 400
-    assert hub.applied == []
+    assert hub.twins.desired_version(D, M) == 1
 
 
 async def test_a_query_returns_the_matching_module_twins(hub: Hub) -> None:
@@ -240,7 +246,7 @@ async def test_a_query_returns_the_matching_module_twins(hub: Hub) -> None:
         rm.query_iot_hub, QuerySpecification(query="SELECT * FROM devices.modules"), None, 2
     )
     assert len(everything.items) == 2
-    assert everything.continuation_token == "2"
+    assert everything.continuation_token == "2"  # $edgeAgent, $edgeHub, classifier
 
 
 async def test_a_malformed_query_is_a_400(hub: Hub) -> None:
@@ -259,3 +265,73 @@ async def test_a_connection_string_with_the_wrong_key_is_a_401(hub: Hub) -> None
         await asyncio.to_thread(rm.get_module_twin, D, M)
     assert status_of(caught.value) == 401
     assert caught.value.response.json()["Message"].startswith("ErrorCode:IotHubUnauthorizedAccess;")
+
+
+async def test_devices_are_created_read_updated_listed_and_deleted(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    key = new_key()
+    created = await asyncio.to_thread(
+        rm.create_device_with_sas, "gateway-2", key, None, "enabled", True
+    )
+    with pytest.raises(HttpOperationError) as duplicate:
+        await asyncio.to_thread(rm.create_device_with_sas, "gateway-2", None, None, "enabled")
+    updated = await asyncio.to_thread(
+        rm.update_device_with_sas, "gateway-2", created.etag, None, None, "disabled", True
+    )
+    listed = await asyncio.to_thread(rm.get_devices)
+    modules = await asyncio.to_thread(rm.get_modules, "gateway-2")
+    with pytest.raises(HttpOperationError) as stale:
+        await asyncio.to_thread(rm.delete_device, "gateway-2", created.etag)
+    await asyncio.to_thread(rm.delete_device, "gateway-2", updated.etag)
+    with pytest.raises(HttpOperationError) as gone:
+        await asyncio.to_thread(rm.get_device, "gateway-2")
+    assert created.capabilities.iot_edge is True
+    assert created.authentication.symmetric_key.primary_key == key
+    assert status_of(duplicate.value) == 409
+    assert (updated.status, updated.authentication.symmetric_key.primary_key) == ("disabled", key)
+    assert sorted(d.device_id for d in listed) == [D, "gateway-2"]
+    assert sorted(m.module_id for m in modules) == ["$edgeAgent", "$edgeHub"]
+    assert status_of(stale.value) == 412
+    assert status_of(gone.value) == 404
+    assert not hub.twins.exists("gateway-2", "")
+
+
+async def test_module_identities_are_created_once_and_deleted_with_their_twin(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    created = await asyncio.to_thread(rm.create_module_with_sas, D, "mine", None, None, None)
+    with pytest.raises(HttpOperationError) as duplicate:
+        await asyncio.to_thread(rm.create_module_with_sas, D, "mine", None, None, None)
+    rotated = await asyncio.to_thread(
+        rm.update_module_with_sas, D, "mine", None, created.etag, new_key(), new_key()
+    )
+    await asyncio.to_thread(rm.delete_module, D, "mine")
+    with pytest.raises(HttpOperationError) as system:
+        await asyncio.to_thread(rm.delete_module, D, "$edgeAgent")
+    assert created.authentication.symmetric_key.primary_key
+    assert status_of(duplicate.value) == 409
+    assert "ModuleAlreadyExistsOnDevice" in duplicate.value.response.text
+    assert rotated.authentication.symmetric_key.primary_key != (
+        created.authentication.symmetric_key.primary_key
+    )
+    assert not hub.twins.exists(D, "mine")
+    assert status_of(system.value) == 400
+
+
+async def test_a_device_that_runs_in_the_simulator_cannot_be_deleted(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    with pytest.raises(HttpOperationError) as caught:
+        await asyncio.to_thread(rm.delete_device, D)
+    assert status_of(caught.value) == 400
+    assert "runs in this simulator" in caught.value.response.text
+
+
+async def test_device_twins_carry_tags_and_capabilities(hub: Hub) -> None:
+    rm = await hub.registry_manager()
+    twin = await asyncio.to_thread(rm.get_twin, D)
+    patched = await asyncio.to_thread(rm.update_twin, D, Twin(tags={"site": "lab"}), twin.etag)
+    with pytest.raises(HttpOperationError) as stale:
+        await asyncio.to_thread(rm.update_twin, D, Twin(tags={"site": "x"}), twin.etag)
+    assert (twin.device_id, twin.module_id, twin.capabilities.iot_edge) == (D, None, True)
+    assert twin.connection_state == "Connected"  # it runs (in-process) here
+    assert patched.tags == {"site": "lab"}
+    assert status_of(stale.value) == 412

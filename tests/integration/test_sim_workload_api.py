@@ -15,9 +15,12 @@ from azure.iot.device import IoTHubModuleClient
 from azure.iot.device.iothub.edge_hsm import IoTEdgeError, IoTEdgeHsm
 
 from simulator.certs import CertificateSet, ensure_certificates
-from simulator.identity import ModuleIdentity, Registry
+from simulator.device.workload_api import WorkloadApi
+from simulator.hub.device_link import DeviceLink
+from simulator.hub.identity import DeviceFields, ModuleIdentity
+from simulator.hub.registry import Registry
+from simulator.hub.state import HubState
 from simulator.sas import sign
-from simulator.workload_api import WorkloadApi
 
 API_VERSION = "2022-08-03"
 HUB = "sim-hub.local"
@@ -35,15 +38,17 @@ def short_dir() -> Iterator[Path]:
 async def workload(
     short_dir: Path,
 ) -> AsyncIterator[tuple[WorkloadApi, Registry, CertificateSet, str, str]]:
-    registry = Registry.load_or_create(short_dir, HUB)
-    registry.add_device("dev1")
+    state = HubState.load(short_dir, HUB)
+    registry = state.registry
+    state.create_device("dev1", DeviceFields(edge=True))
     registry.add_module("dev1", "classifier")
     certs = ensure_certificates(short_dir / "certs", ["127.0.0.1"])
-    api = WorkloadApi(registry, "dev1", lambda: certs.ca_pem)
+    api = WorkloadApi(DeviceLink(state, "dev1"), lambda: certs.ca_pem)
     unix_uri = await api.start_unix(short_dir / "workload.sock")
     http_uri = await api.start_tcp("127.0.0.1")
     yield api, registry, certs, unix_uri, http_uri
     await api.stop()
+    state.close()
 
 
 def module(registry: Registry, module_id: str = "classifier") -> ModuleIdentity:

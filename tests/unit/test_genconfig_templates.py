@@ -12,7 +12,7 @@ from cloud_tools.__main__ import main
 from cloud_tools.genconfig import GenconfigError, compose, generate_deployment, prepare
 from cloud_tools.genconfig.generate import agent_modules
 from cloud_tools.manifest import join_create_options
-from simulator.manifest import parse_manifest
+from simulator.deployment.manifest import parse_manifest
 from tests.support.solution import (
     TEMPLATE_PLATFORMS,
     edit_json,

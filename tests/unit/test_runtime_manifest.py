@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from simulator.manifest import (
+from simulator.deployment.manifest import (
     SCHEMAS_DIR_ENV,
     DesiredStatus,
     ManifestError,

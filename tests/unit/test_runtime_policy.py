@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.manifest import DesiredStatus, ModuleSpec, RestartPolicy
-from simulator.module_process import BackoffPolicy, should_restart
-from simulator.runtime import (
+from simulator.deployment.manifest import DesiredStatus, ModuleSpec, RestartPolicy
+from simulator.device.module_process import BackoffPolicy, should_restart
+from simulator.device.runtime import (
     EdgeRuntimeSettings,
     ModuleCommand,
     module_environment,

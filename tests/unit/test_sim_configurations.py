@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.configurations import ConfigurationStore
 from simulator.errors import HubError
+from simulator.hub.configurations import ConfigurationStore
 from simulator.jsondoc import JsonObject
 
 CONTENT = {"modulesContent": {"$edgeAgent": {"properties.desired": {"schemaVersion": "1.1"}}}}
 
 
 def test_a_created_configuration_reads_back_with_an_etag() -> None:
-    store = ConfigurationStore()
+    store = ConfigurationStore.in_memory()
     created = store.put(
         "deploy-1", {"content": CONTENT, "targetCondition": "tags.a='b'", "priority": 10}, None
     )
@@ -21,7 +21,7 @@ def test_a_created_configuration_reads_back_with_an_etag() -> None:
 
 
 def test_creating_an_existing_id_without_if_match_is_a_conflict() -> None:
-    store = ConfigurationStore()
+    store = ConfigurationStore.in_memory()
     store.put("deploy-1", {"content": CONTENT}, None)
     with pytest.raises(HubError) as caught:
         store.put("deploy-1", {"content": CONTENT}, None)
@@ -29,7 +29,7 @@ def test_creating_an_existing_id_without_if_match_is_a_conflict() -> None:
 
 
 def test_an_update_with_the_current_etag_bumps_it_and_a_stale_one_is_a_412() -> None:
-    store = ConfigurationStore()
+    store = ConfigurationStore.in_memory()
     created = store.put("deploy-1", {"content": CONTENT}, None)
     updated = store.put("deploy-1", {"content": CONTENT, "priority": 5}, str(created["etag"]))
     assert updated["etag"] != created["etag"]
@@ -40,7 +40,7 @@ def test_an_update_with_the_current_etag_bumps_it_and_a_stale_one_is_a_412() -> 
 
 
 def test_content_cannot_change_after_creation() -> None:
-    store = ConfigurationStore()
+    store = ConfigurationStore.in_memory()
     store.put("deploy-1", {"content": CONTENT}, None)
     other: JsonObject = {"modulesContent": {"$edgeAgent": {"properties.desired": {}}}}
     with pytest.raises(HubError, match="content cannot change"):
@@ -60,12 +60,12 @@ def test_content_cannot_change_after_creation() -> None:
 )
 def test_invalid_configurations_are_refused(config_id: str, body: object) -> None:
     with pytest.raises(HubError) as caught:
-        ConfigurationStore().put(config_id, body, None)
+        ConfigurationStore.in_memory().put(config_id, body, None)
     assert caught.value.status == 400
 
 
 def test_list_honours_top_and_delete_removes() -> None:
-    store = ConfigurationStore()
+    store = ConfigurationStore.in_memory()
     for name in ("a", "b", "c"):
         store.put(name, {"content": CONTENT}, None)
     assert len(store.list(2)) == 2

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from azure.iot.device.common.auth.signing_mechanism import SymmetricKeySigningMe
 from azure.iot.hub.connection_string import ConnectionString as HubCS
 
 from simulator.errors import HubError, SasTokenError
-from simulator.identity import Registry
+from simulator.hub.database import HubDatabase, HubDatabaseError
+from simulator.hub.registry import Registry
 
 HUB = "sim-hub.local"
 
@@ -39,19 +41,57 @@ def test_adding_an_existing_module_keeps_its_keys_and_generation() -> None:
     assert registry.add_module("dev1", "classifier") == first
 
 
+def open_registry(state_dir: Path, hub: str = HUB) -> Registry:
+    return Registry.load(HubDatabase.open(state_dir), hub)
+
+
 def test_a_restarted_registry_keeps_every_key(tmp_path: Path) -> None:
-    registry = Registry.load_or_create(tmp_path, HUB)
+    registry = open_registry(tmp_path)
     registry.add_device("dev1")
     module = registry.add_module("dev1", "classifier")
-    reloaded = Registry.load_or_create(tmp_path, HUB)
+    reloaded = open_registry(tmp_path)
     assert reloaded.get_module("dev1", "classifier") == module
+    assert reloaded.get_device("dev1") == registry.get_device("dev1")
     assert reloaded.policy_keys == registry.policy_keys
 
 
 def test_a_state_directory_of_another_hub_is_refused(tmp_path: Path) -> None:
-    Registry.load_or_create(tmp_path, HUB)
-    with pytest.raises(ValueError, match="belongs to hub"):
-        Registry.load_or_create(tmp_path, "other-hub.local")
+    open_registry(tmp_path)
+    with pytest.raises(HubDatabaseError, match="belongs to hub"):
+        open_registry(tmp_path, "other-hub.local")
+
+
+def test_a_registry_json_from_before_the_database_is_imported_once(tmp_path: Path) -> None:
+    legacy = {
+        "format": 1,
+        "hubHostName": HUB,
+        "policies": {"iothubowner": "b3duZXIta2V5LW9mLXRoZS1vbGQtaHViLTMyYnl0ZXM="},
+        "devices": [
+            {
+                "device_id": "dev1",
+                "primary_key": "a",
+                "secondary_key": "b",
+                "is_edge": True,
+                "etag": "e",
+            }
+        ],
+        "modules": [
+            {
+                "device_id": "dev1",
+                "module_id": "classifier",
+                "primary_key": "k1",
+                "secondary_key": "k2",
+                "generation_id": "g",
+                "managed_by": "IotEdge",
+                "etag": "e",
+            }
+        ],
+    }
+    (tmp_path / "registry.json").write_text(json.dumps(legacy))
+    registry = open_registry(tmp_path)
+    module = registry.require_module("dev1", "classifier")
+    assert (module.primary_key, module.generation_id) == ("k1", "g")
+    assert registry.policy_keys == legacy["policies"]
 
 
 def test_the_device_sdk_parses_the_module_connection_string() -> None:

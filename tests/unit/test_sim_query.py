@@ -17,7 +17,7 @@ from simulator.query import (
     parse_twin_query,
     resolve_in_document,
 )
-from simulator.query_syntax import FUNCTION_ARITIES
+from simulator.query.syntax import FUNCTION_ARITIES
 
 DOC: JsonValue = {
     "moduleId": "classifier",
@@ -132,10 +132,30 @@ def test_a_twin_query_names_its_collection_and_condition() -> None:
     assert parse_twin_query("SELECT * FROM devices").condition is None
 
 
+def test_a_projection_keeps_the_fields_named_under_their_last_segment_or_alias() -> None:
+    query = parse_twin_query(
+        "SELECT deviceId, properties.reported.model.version, tags.site AS where FROM devices"
+    )
+    document: dict[str, JsonValue] = {
+        "deviceId": "d1",
+        "tags": {"site": "lab"},
+        "properties": {"reported": {"model": {"version": "1.1.0"}}},
+    }
+    assert query.project(document) == {"deviceId": "d1", "version": "1.1.0", "where": "lab"}
+    assert query.project({"deviceId": "d2"}) == {"deviceId": "d2"}
+
+
+def test_bracketed_names_reach_properties_whose_names_other_names_cannot_spell() -> None:
+    condition = parse_condition("configurations.[[rollout.1-0]].status = 'Applied'")
+    document: JsonValue = {"configurations": {"rollout.1-0": {"status": "Applied"}}}
+    assert matches(condition, resolve_in_document(document))
+
+
 @pytest.mark.parametrize(
     "text",
     [
-        "SELECT deviceId FROM devices",
+        "SELECT deviceId, FROM devices",
+        "SELECT deviceId AS FROM devices",
         "SELECT * FROM jobs",
         "SELECT *",
         "* FROM devices",

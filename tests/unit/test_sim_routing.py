@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.errors import RouteSyntaxError
-from simulator.messages import Message
-from simulator.routing import (
+from simulator.deployment.routes import (
     UPSTREAM_SINK,
     Router,
     Sink,
     parse_route,
     parse_routes,
 )
+from simulator.errors import RouteSyntaxError
+from simulator.messages import Message
 
 CAMERA_TO_CLASSIFIER = 'FROM /messages/modules/camera/outputs/frames INTO BrokeredEndpoint("/modules/classifier/inputs/frames")'
 

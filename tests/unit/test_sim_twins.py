@@ -11,8 +11,8 @@ from azure.iot.hub.protocol import models as hub_models
 from msrest import Deserializer
 
 from simulator.errors import HubError
+from simulator.hub.twins import SECTION_MAX_BYTES, TwinStore
 from simulator.jsondoc import JsonObject, JsonValue
-from simulator.twins import SECTION_MAX_BYTES, TwinStore
 
 D, M = "dev1", "classifier"
 
@@ -25,28 +25,28 @@ def at(document: JsonValue, *path: str) -> JsonValue:
 
 
 def store_with_listener() -> tuple[TwinStore, list[JsonObject]]:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     seen: list[JsonObject] = []
     store.add_desired_listener(lambda _d, _m, patch: seen.append(patch))
     return store, seen
 
 
 def test_a_new_twin_starts_at_version_one_in_the_mqtt_shape() -> None:
-    assert TwinStore().get_for_module(D, M) == {
+    assert TwinStore.in_memory().get_for_module(D, M) == {
         "desired": {"$version": 1},
         "reported": {"$version": 1},
     }
 
 
 def test_reported_patches_merge_and_null_deletes() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     assert store.patch_reported(D, M, {"a": 1, "b": {"c": 2, "d": 3}}) == 2
     assert store.patch_reported(D, M, {"a": None, "b": {"c": None, "e": 4}}) == 3
     assert store.get_for_module(D, M)["reported"] == {"b": {"d": 3, "e": 4}, "$version": 3}
 
 
 def test_desired_and_reported_versions_move_independently() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     store.patch_reported(D, M, {"x": 1})
     store.update(D, M, desired_patch={"threshold": 0.5})
     twin = store.get_for_module(D, M)
@@ -84,14 +84,14 @@ def test_a_tags_only_update_leaves_desired_alone_but_moves_the_etag() -> None:
 
 @pytest.mark.parametrize("form", ["plain", "quoted", "weak", "star"])
 def test_a_matching_etag_is_accepted_in_every_form(form: str) -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     etag = store.etag(D, M)
     header = {"plain": etag, "quoted": f'"{etag}"', "weak": f'W/"{etag}"', "star": "*"}[form]
     store.update(D, M, desired_patch={"a": 1}, if_match=header)
 
 
 def test_a_stale_etag_is_a_412_and_changes_nothing() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     stale = store.etag(D, M)
     store.update(D, M, desired_patch={"a": 1})
     with pytest.raises(HubError) as caught:
@@ -101,7 +101,7 @@ def test_a_stale_etag_is_a_412_and_changes_nothing() -> None:
 
 
 def test_a_section_over_32_kb_is_refused_and_the_twin_is_unchanged() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     store.patch_reported(D, M, {"small": 1})
     big = {f"k{i}": "x" * 1000 for i in range(SECTION_MAX_BYTES // 1000 + 1)}
     with pytest.raises(HubError) as caught:
@@ -113,19 +113,19 @@ def test_a_section_over_32_kb_is_refused_and_the_twin_is_unchanged() -> None:
 @pytest.mark.parametrize("key", ["$version", "a.b", "with space", ""])
 def test_property_names_iot_hub_forbids_are_refused(key: str) -> None:
     with pytest.raises(HubError, match="ArgumentInvalid"):
-        TwinStore().patch_reported(D, M, {key: 1})
+        TwinStore.in_memory().patch_reported(D, M, {key: 1})
 
 
 def test_a_patch_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(HubError, match="JSON object"):
-        TwinStore().patch_reported(D, M, [1, 2])
+        TwinStore.in_memory().patch_reported(D, M, [1, 2])
 
 
 def test_the_service_shape_deserialises_into_the_sdks_twin_model() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     store.update(D, M, desired_patch={"threshold": 0.5}, tags_patch={"site": "lab"})
     store.patch_reported(D, M, {"status": "ok"})
-    document = store.get_for_service(D, M, connection_state="Connected")
+    document = store.get_for_service(D, M, {"connectionState": "Connected"})
     deserialize = Deserializer({k: v for k, v in vars(hub_models).items() if isinstance(v, type)})
     twin = deserialize("Twin", document)
     assert twin.module_id == M
@@ -139,7 +139,7 @@ def test_the_service_shape_deserialises_into_the_sdks_twin_model() -> None:
 
 def test_metadata_records_when_and_at_which_version_each_desired_key_changed() -> None:
     ticks = iter(range(100))
-    store = TwinStore(
+    store = TwinStore.in_memory(
         clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=next(ticks))
     )
     store.update(D, M, desired_patch={"a": 1, "b": {"c": 2}})
@@ -165,7 +165,7 @@ def test_deployment_content_sets_desired_for_every_module_named() -> None:
 
 
 def test_invalid_deployment_content_changes_no_twin() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
     with pytest.raises(HubError):
         store.apply_modules_content(
             D, {M: {"properties.desired": {"ok": 1}}, "broken": {"properties.desired": 5}}
@@ -174,7 +174,7 @@ def test_invalid_deployment_content_changes_no_twin() -> None:
 
 
 def test_a_failing_listener_does_not_undo_the_change() -> None:
-    store = TwinStore()
+    store = TwinStore.in_memory()
 
     def explode(_d: str, _m: str, _patch: JsonObject) -> None:
         raise RuntimeError("boom")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.hub.upstream import MessageFilter, StoredMessage, UpstreamStore
 from simulator.messages import Message
-from simulator.upstream import MessageFilter, StoredMessage, UpstreamStore
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""``python -m simulator``: the command line (``main``) and the live demo's pieces."""
