@@ -30,12 +30,12 @@ from benchmarks.machine import describe_machine
 from classifier.app import ClassifierModule
 from classifier.config import DEFAULT_MODEL, ModuleConfig
 from classifier.engine import file_sha256
-from classifier.hub import InboundMessage
-from classifier.local_hub import LocalHub
 from classifier.model_update import start_model
 from classifier.model_update.desired import MODEL_KEYS
 from cloud_tools.model_stamp import stamp_model
-from synthcam.frames import make_frame
+from edge_module.hub import InboundMessage
+from edge_module.local_hub import LocalHub
+from framesource.sources.synthetic import make_frame
 
 
 class _WatchedHub(LocalHub):

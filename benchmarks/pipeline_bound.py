@@ -40,12 +40,12 @@ from classifier.decode_limits import FrameLimits
 from classifier.engine import EngineOptions, InferenceEngine
 from classifier.frame_queue import OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
-from classifier.hub import InboundMessage
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import Prediction
 from classifier.preprocess import Preprocessor
+from edge_module.hub import InboundMessage
 
 
 @dataclass

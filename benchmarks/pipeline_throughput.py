@@ -26,11 +26,11 @@ from benchmarks.machine import describe_machine
 from benchmarks.models import ensure_model
 from classifier.engine import EngineOptions, InferenceEngine
 from classifier.frame_queue import OverflowPolicy
-from classifier.hub import InboundMessage
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import Prediction
+from edge_module.hub import InboundMessage
 
 
 @dataclass

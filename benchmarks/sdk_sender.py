@@ -20,7 +20,7 @@ import time
 from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
 
-from synthcam.frames import make_frame
+from framesource.sources.synthetic import make_frame
 
 log = logging.getLogger("sdk_sender")
 MAX_IN_FLIGHT = 256

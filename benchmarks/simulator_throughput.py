@@ -61,17 +61,15 @@ class Step:
 async def measure(rates: list[float], step_s: float, address: str, state: Path) -> list[Step]:
     schedule = ",".join(f"{r:g}:{step_s:g}" for r in rates)
     deployments = base_only(local_device_manifest())
-    deployments = set_module_env(deployments, "synthcam", "SCHEDULE", schedule)
+    deployments = set_module_env(deployments, "framesource", "SCHEDULE", schedule)
     deployments = set_module_env(deployments, "classifier", "PASSTHROUGH_PROPERTIES", "truth,step")
 
     def commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
         made = repo_module_commands(device)
-        made["synthcam"] = ModuleCommand(
+        made["framesource"] = ModuleCommand(
             argv=[sys.executable, "-m", "benchmarks.sdk_sender"],
             cwd=REPO,
-            env={
-                "PYTHONPATH": f"{REPO / 'modules' / 'synthcam'}:{REPO}:{REPO / 'modules' / 'classifier'}"
-            },
+            env={"PYTHONUNBUFFERED": "1"},
         )
         return made
 

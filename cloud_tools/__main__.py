@@ -8,6 +8,7 @@
     monitor                           device-to-cloud messages
     keys new|sign                     the model-signing key pair
     quantize                          a static INT8 copy of a model, checked on held-out data
+    score-video                       every frame of whole videos scored, locally or on Ray
     genconfig                         deployment manifests from templates, as iotedgedev does
 
 Each command is a module exposing ``register(subparsers)``, which adds its parser and sets
@@ -27,7 +28,16 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from cloud_tools.commands import deploy, fleet, invoke, keys, model, monitor, quantize
+from cloud_tools.commands import (
+    deploy,
+    fleet,
+    invoke,
+    keys,
+    model,
+    monitor,
+    quantize,
+    score_video,
+)
 from cloud_tools.errors import CliError
 from cloud_tools.genconfig import command as genconfig_command
 
@@ -39,6 +49,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     monitor,
     keys,
     quantize,
+    score_video,
     genconfig_command,
 )
 

@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.requirements.sha256
-want="$(cat requirements.txt modules/classifier/requirements.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt modules/*/requirements.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing pinned requirements (first run takes a minute or two)"
   .venv/bin/python -m pip install --quiet --upgrade pip
@@ -50,12 +50,25 @@ if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
     echo "bootstrap: npm not found: the Blob Storage emulator (Azurite) is not installed" >&2
   fi
 fi
-# The repository's own packages (the module code roots and the repository root) go on the
-# environment's path through a .pth file, as an editable install would put them: every
-# python of .venv imports classifier, synthcam, cloud_tools and simulator from any directory,
-# with no sys.path edits in the code.
-site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-printf '%s\n' "$ROOT/modules/classifier" "$ROOT/modules/synthcam" "$ROOT" >"$site/edge-classifier-repo.pth"
+# The repository's own packages, each with its pyproject.toml: the shared libraries (libs/),
+# the modules (modules/) and the operator side (the root: cloud_tools, the simulator), all
+# editable, so every python of .venv imports them from the working tree. Compat mode puts
+# each project's folder on the path through a .pth file (mypy cannot follow the import
+# hooks of the default mode); no build isolation, so this works without the package index.
+packages=(libs/edge_module libs/synthdata modules/classifier modules/framesource .)
+packages_stamp=.venv/.packages.sha256
+packages_want="$(printf '%s\n' "${packages[@]}" | sha256sum | cut -d' ' -f1)"
+packages_want="$packages_want-$(cat "${packages[@]/%//pyproject.toml}" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$packages_stamp" 2>/dev/null)" != "$packages_want" ]; then
+  echo "bootstrap: installing the repository's packages (editable)"
+  editable=()
+  for package in "${packages[@]}"; do editable+=(-e "$package"); done
+  # setuptools warns at length about its own beta configuration: shown only on failure.
+  if ! .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation \
+    --config-settings editable_mode=compat "${editable[@]}" >.venv/.packages.log 2>&1; then
+    cat .venv/.packages.log >&2
+    exit 1
+  fi
+  echo "$packages_want" >"$packages_stamp"
+fi
 export PATH="$ROOT/.venv/bin:$PATH"
-# The module packages live in their image folders; tools and tests import them from there.
-export PYTHONPATH="$ROOT/modules/classifier:$ROOT/modules/synthcam:$ROOT${PYTHONPATH:+:$PYTHONPATH}"

@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
+from framesource.sources.synthetic import make_frame
 from simulator.local.modules import REPO
 from simulator.local.tool_env import tool_variables
-from synthcam.frames import make_frame
 
 DEFAULT_MODEL = REPO / "modules" / "classifier" / "models" / "seed-cnn-synth10.onnx"
 SECOND_VERSION = "1.1.0"

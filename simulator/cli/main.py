@@ -168,6 +168,12 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--base-only", action="store_true", help="no default layer: the base deployment alone"
     )
+    p.add_argument(
+        "--source",
+        help="what the frame source reads (its SOURCE_URL): a video file, an image folder, "
+        "rtsp://... or http://... (default: the layer's, the synthetic camera; on a state "
+        "directory used before, with --redeploy)",
+    )
     p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     p.add_argument("--echo", action="store_true", help="echo module output with a prefix")
     p.add_argument(

@@ -51,9 +51,25 @@ def parse_tags(values: list[str] | None) -> dict[str, JsonValue]:
 
 def startup_deployments(args: argparse.Namespace) -> tuple[StartupDeployment, ...]:
     if args.manifest is not None:
-        return startup.from_manifests(args.manifest, args.layer or [])
-    layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
-    return startup.from_templates(args.template, layers)
+        deployments = startup.from_manifests(args.manifest, args.layer or [])
+    else:
+        layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
+        deployments = startup.from_templates(args.template, layers)
+    if getattr(args, "source", None):
+        if not any(_defines(d, "framesource") for d in deployments):
+            raise SimulatorError("--source needs the frame source (the camera layer)")
+        deployments = startup.set_module_env(deployments, "framesource", "SOURCE_URL", args.source)
+    return deployments
+
+
+def _defines(deployment: StartupDeployment, module: str) -> bool:
+    agent = deployment.content.get("$edgeAgent")
+    if not isinstance(agent, dict):
+        return False
+    desired = agent.get("properties.desired")
+    modules = desired.get("modules") if isinstance(desired, dict) else None
+    in_base = isinstance(modules, dict) and module in modules
+    return in_base or f"properties.desired.modules.{module}" in agent
 
 
 def fleet_settings(
@@ -115,7 +131,7 @@ async def cmd_up(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     deployments = startup.set_module_env(
-        startup_deployments(args), "synthcam", "FPS", str(args.fps)
+        startup_deployments(args), "framesource", "FPS", str(args.fps)
     )
     # The demo shows what it deploys: it replaces an earlier run's startup deployments.
     fleet = await Fleet.start(

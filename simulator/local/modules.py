@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,36 +42,32 @@ def local_device_manifest(
     return device_manifest(template, layers, PLATFORM, local_environment())
 
 
-def _pythonpath(*parts: Path) -> str:
-    return os.pathsep.join(str(p) for p in parts)
-
-
 def repo_module_commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
-    """The modules as local processes on ``device`` (a ``ModuleCommands`` for the fleet).
+    """The modules as local processes on ``device`` (a ``ModuleCommands`` for the fleet): the
+    environment's python, where scripts/bootstrap.sh installed every package of the repository.
 
     What a container would get from its volumes and the device's trust settings comes from
     the device's folder instead: the classifier's model cache (the image's volume, one per
+    device), the claim-check folder both modules mount (the ``frame-claims`` volume, one per
     device) and the simulator's CA, which also signs the local Blob Storage emulator's
     certificate.
     """
+    volumes = device.state_dir / "volumes"
+    claims = str(volumes / "frame-claims")
     return {
         "classifier": ModuleCommand(
             argv=[sys.executable, "-m", "classifier"],
             cwd=REPO,
             env={
-                "PYTHONPATH": _pythonpath(REPO / "modules" / "classifier"),
                 "PYTHONUNBUFFERED": "1",
-                "MODEL_CACHE_DIR": str(device.state_dir / "volumes" / "classifier-models"),
+                "MODEL_CACHE_DIR": str(volumes / "classifier-models"),
                 "MODEL_DOWNLOAD_CA_FILE": str(device.ca_file),
+                "CLAIM_CHECK_DIR": claims,
             },
         ),
-        "synthcam": ModuleCommand(
-            argv=[sys.executable, "-m", "synthcam"],
+        "framesource": ModuleCommand(
+            argv=[sys.executable, "-m", "framesource"],
             cwd=REPO,
-            # synthcam renders with the repository's synthdata package, as its image would carry.
-            env={
-                "PYTHONPATH": _pythonpath(REPO / "modules" / "synthcam", REPO),
-                "PYTHONUNBUFFERED": "1",
-            },
+            env={"PYTHONUNBUFFERED": "1", "CLAIM_CHECK_DIR": claims},
         ),
     }

@@ -40,11 +40,11 @@ from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.decode_limits import FrameLimits
 from classifier.engine import InferenceEngine
-from classifier.hub import InboundMessage
-from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
+from edge_module.hub import InboundMessage
+from edge_module.local_hub import LocalHub
 from tests.fuzz.frame_strategies import Frame, frames
 from tests.support.tiny_models import write_colour_model
 

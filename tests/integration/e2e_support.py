@@ -57,7 +57,7 @@ SDK_SOCKET_LEAK = pytest.mark.filterwarnings(
 
 def template_manifest() -> dict[str, Any]:
     """The repository's own deployment as genconfig generates it: the base (classifier) and
-    the demo camera layer (synthcam and its route), composed as IoT Hub would."""
+    the demo camera layer (framesource and its route), composed as IoT Hub would."""
     return device_manifest(TEMPLATE, [CAMERA_LAYER], "amd64", GENCONFIG_ENV)
 
 

@@ -43,9 +43,9 @@ def base_manifest() -> dict[str, Any]:
     """The repository's base deployment (the classifier alone)."""
     manifest = copy.deepcopy(template_manifest())
     content = manifest["modulesContent"]
-    del content["$edgeAgent"]["properties.desired"]["modules"]["synthcam"]
+    del content["$edgeAgent"]["properties.desired"]["modules"]["framesource"]
     routes = content["$edgeHub"]["properties.desired"]["routes"]
-    for name in [n for n, route in routes.items() if "synthcam" in str(route)]:
+    for name in [n for n, route in routes.items() if "framesource" in str(route)]:
         del routes[name]
     return manifest
 

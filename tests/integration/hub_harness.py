@@ -3,7 +3,7 @@
 
 - ``LocalHarness``: ``LocalHub``, the in-process fake the scoring command and unit tests use.
 - ``SdkHarness``: ``SdkHub`` over the real azure-iot-device client, connected through the
-  simulator's edgeHub; frames come from a test-side SDK client playing ``synthcam``, twin and
+  simulator's edgeHub; frames come from a test-side SDK client playing ``framesource``, twin and
   method calls from azure-iot-hub, and sent messages are read back from the upstream store.
 
 ``SdkHub`` runs on its own event loop in its own thread (``ModuleLoop``), as the module runs in
@@ -27,9 +27,9 @@ from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
 from azure.iot.hub.models import CloudToDeviceMethod, Twin, TwinProperties
 
-from classifier.hub import Hub, InboundMessage, MethodResult, OutboundMessage
-from classifier.iothub_client import SdkHub
-from classifier.local_hub import LocalHub
+from edge_module.hub import Hub, InboundMessage, MethodResult, OutboundMessage
+from edge_module.local_hub import LocalHub
+from edge_module.sdk_hub import SdkHub
 from simulator.fleet import Fleet
 from tests.integration.e2e_support import (
     DEVICE,
@@ -43,7 +43,7 @@ from tests.integration.e2e_support import (
 
 T = TypeVar("T")
 MODULE = "classifier"
-INPUT = "frames"  # the template routes synthcam/frames here
+INPUT = "frames"  # the template routes framesource/frames here
 
 
 class LocalHarness:
@@ -119,7 +119,7 @@ class SdkHarness:
 
         hub = await module_loop.run(build())
         stack.push_async_callback(lambda: module_loop.run(hub.close()))
-        camera = await stack.enter_async_context(module_client(sim, "synthcam"))
+        camera = await stack.enter_async_context(module_client(sim, "framesource"))
         return cls(sim, module_loop, hub, camera)
 
     async def on_hub(self, call: Coroutine[Any, Any, T]) -> T:
@@ -127,7 +127,7 @@ class SdkHarness:
 
     async def deliver(self, messages: list[InboundMessage]) -> None:
         for inbound in messages:
-            assert inbound.input_name == INPUT, "the template routes only synthcam/frames"
+            assert inbound.input_name == INPUT, "the template routes only framesource/frames"
             message = Message(
                 inbound.body,
                 message_id=inbound.message_id,

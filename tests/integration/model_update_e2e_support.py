@@ -137,7 +137,7 @@ class Stack:
     @asynccontextmanager
     async def camera(self, fps: float) -> AsyncIterator[None]:
         """Sends red frames at ``fps`` through edgeHub while the block runs."""
-        async with module_client(self.sim, "synthcam") as client:
+        async with module_client(self.sim, "framesource") as client:
             await client.connect()
 
             async def send() -> None:

@@ -18,10 +18,10 @@ import cv2
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import file_sha256
-from classifier.hub import InboundMessage
-from classifier.local_hub import LocalHub
 from classifier.model_update import start_model
 from classifier.model_update.desired import MODEL_KEYS
+from edge_module.hub import InboundMessage
+from edge_module.local_hub import LocalHub
 from simulator.mqtt.testing import eventually
 from tests.conftest import solid_rgb
 

@@ -19,11 +19,11 @@ import pytest
 from classifier.decoding.processes import MAX_RESTARTS, ProcessDecoder
 from classifier.engine import InferenceEngine
 from classifier.frame_queue import OverflowPolicy
-from classifier.hub import InboundMessage
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import FrameFailure, Prediction
+from edge_module.hub import InboundMessage
 from tests.integration.model_update_support import RED_JPEG
 from tests.support.tiny_models import colour_spec, write_colour_model
 

@@ -18,12 +18,12 @@ import pytest
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
-from classifier.hub import InboundMessage
-from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
-from synthcam.frames import DEFAULT_SEED, make_frame
+from edge_module.hub import InboundMessage
+from edge_module.local_hub import LocalHub
+from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from tests.conftest import DEFAULT_MODEL
 
 FRAMES = 600

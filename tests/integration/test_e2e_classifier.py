@@ -2,7 +2,7 @@
 """The classifier module end to end: ``python -m classifier`` started by the simulator's
 runtime from the repository's deployment, with the IOTEDGE_* environment and the workload
 API (so ``create_from_edge_environment`` runs for real), fed by a test-side SDK client that
-plays ``synthcam``, its outputs read back upstream.
+plays ``framesource``, its outputs read back upstream.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 
 async def send_frame(sim: Fleet, body: bytes, frame_id: str, **properties: str) -> None:
-    async with module_client(sim, "synthcam") as camera:
+    async with module_client(sim, "framesource") as camera:
         message = Message(body, message_id=frame_id, content_type="image/jpeg")
         message.custom_properties = dict(properties)
         await camera.send_message_to_output(message, "frames")
@@ -119,7 +119,7 @@ async def test_a_jpeg_frame_yields_a_prediction_in_the_documented_schema(sim: Fl
     assert body["schema"] == "edge-classifier/prediction/1"
     assert body["frame"] == {
         "id": "frame-red",
-        "source": "synthcam",  # edgeHub's $.cmid: the sending module
+        "source": "framesource",  # edgeHub's $.cmid: the sending module
         "capture_time": None,
         "width": 64,
         "height": 48,
@@ -141,7 +141,7 @@ async def test_a_jpeg_frame_yields_a_prediction_in_the_documented_schema(sim: Fl
         "schema": "edge-classifier/prediction/1",
         "model": "colour-test",
         "label": "red",
-        "source_id": "synthcam",
+        "source_id": "framesource",
         "truth": "red",
         "seq": "7",
     }

@@ -2,7 +2,7 @@
 
 ``python -m cloud_tools genconfig`` writes the base deployment and the demo camera layer for
 amd64 into ``config/``; the simulator runs the two composed, as IoT Hub hands a device its
-base plus matching layers, with the repository's real ``synthcam`` and ``classifier``
+base plus matching layers, with the repository's real ``framesource`` and ``classifier``
 processes in edgeAgent's role. Frames flow camera -> edgeHub -> classifier -> $upstream, the
 classifier's Prometheus endpoint is scraped over HTTP and parsed with prometheus-client's own
 parser, and its log lines carry the syslog severities IoT Edge's log retrieval filters on.

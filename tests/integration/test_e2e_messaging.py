@@ -53,7 +53,7 @@ async def test_an_output_message_reaches_the_routed_input_with_its_properties(
     sim: Fleet,
 ) -> None:
     inbox = Inbox()
-    async with module_client(sim, "synthcam") as camera, module_client(sim, "classifier") as cls:
+    async with module_client(sim, "framesource") as camera, module_client(sim, "classifier") as cls:
         await set_handler(cls, "on_message_received", inbox.handler)
         await camera.send_message_to_output(
             frame_message(b"\xff\xd8 not really a jpeg", "f-1", truth="star", seq="1"), "frames"
@@ -66,7 +66,7 @@ async def test_an_output_message_reaches_the_routed_input_with_its_properties(
     # edgeHub stamps the sender's identity; the SDK hands those over as custom properties.
     assert received.custom_properties == {
         "$.cdid": DEVICE,
-        "$.cmid": "synthcam",
+        "$.cmid": "framesource",
         "seq": "1",
         "truth": "star",
     }
@@ -106,10 +106,10 @@ async def test_an_upstream_output_is_stored_with_its_properties_and_enqueue_time
 
 FILTERED_ROUTES = {
     # $body is visible only for application/json + UTF-8 bodies, as in IoT Hub.
-    "hot": route_to_input("synthcam", "readings", "classifier", "hot").replace(
+    "hot": route_to_input("framesource", "readings", "classifier", "hot").replace(
         " INTO", " WHERE $body.temperature > 30 INTO"
     ),
-    "critical": "FROM /messages/modules/synthcam/outputs/* WHERE level = 'critical' INTO $upstream",
+    "critical": "FROM /messages/modules/framesource/outputs/* WHERE level = 'critical' INTO $upstream",
 }
 
 
@@ -126,7 +126,7 @@ async def test_a_route_condition_passes_only_the_messages_that_match_it() -> Non
     inbox = Inbox()
     async with (
         running_simulator(deployment(routes=FILTERED_ROUTES)) as sim,
-        module_client(sim, "synthcam") as sensor,
+        module_client(sim, "framesource") as sensor,
         module_client(sim, "classifier") as sink,
     ):
         await set_handler(sink, "on_message_received", inbox.handler)
@@ -139,7 +139,7 @@ async def test_a_route_condition_passes_only_the_messages_that_match_it() -> Non
         ):
             await sensor.send_message_to_output(message, "readings")
         hot = await inbox.wait_for(2)
-        critical = await wait_upstream(sim, 2, module_id="synthcam")
+        critical = await wait_upstream(sim, 2, module_id="framesource")
     assert [m.message_id for m in hot] == ["info-35", "critical-50"]
     assert {m.input_name for m in hot} == {"hot"}
     assert [s.message.message_id for s in critical] == ["critical-20", "critical-50"]
@@ -161,12 +161,12 @@ async def test_a_message_routed_while_a_module_is_away_arrives_after_the_sdk_rec
         assert not mqtt.is_connected(client_id("classifier"))
         await sim.device(DEVICE).edgehub.route(
             DEVICE,
-            "synthcam",
+            "framesource",
             HubMessage(
                 b"sent while away",
                 message_id="away-1",
                 connection_device_id=DEVICE,
-                connection_module_id="synthcam",
+                connection_module_id="framesource",
                 output_name="frames",
             ),
         )

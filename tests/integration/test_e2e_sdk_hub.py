@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from classifier.errors import HubError
-from classifier.hub import InboundMessage, MethodResult, OutboundMessage
+from edge_module.errors import HubError
+from edge_module.hub import InboundMessage, MethodResult, OutboundMessage
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import DEVICE, SDK_SOCKET_LEAK, client_id
 from tests.integration.hub_harness import INPUT, MODULE, Harness, LocalHarness, SdkHarness

@@ -85,7 +85,7 @@ async def test_a_module_that_trusts_another_ca_fails_the_tls_handshake(sim: Flee
 
 
 async def test_the_sdk_refuses_to_send_a_message_over_256_kb(sim: Fleet) -> None:
-    async with module_client(sim, "synthcam") as camera:
+    async with module_client(sim, "framesource") as camera:
         with pytest.raises(ValueError, match="256 KB"):
             await camera.send_message_to_output(
                 Message(b"x" * (EDGEHUB_MAX_MESSAGE_BYTES + 1)), "frames"
@@ -96,12 +96,12 @@ async def test_a_raw_client_publishing_300_kb_is_dropped_while_others_keep_worki
     sim: Fleet,
 ) -> None:
     inbox = Inbox()
-    rogue = paho_module(sim, "synthcam")
+    rogue = paho_module(sim, "framesource")
     async with module_client(sim, "classifier") as receiver:
         await set_handler(receiver, "on_message_received", inbox.handler)
         try:
             assert (await rogue.start())[0] == 0
-            topic = f"devices/{DEVICE}/modules/synthcam/messages/events/%24.on=frames"
+            topic = f"devices/{DEVICE}/modules/framesource/messages/events/%24.on=frames"
             mid = rogue.publish(topic, b"x" * 300 * 1024)
             await eventually(lambda: rogue.disconnects, what="the server dropping the client")
             assert mid not in rogue.completed  # never acknowledged
@@ -109,14 +109,14 @@ async def test_a_raw_client_publishing_300_kb_is_dropped_while_others_keep_worki
             await rogue.stop()
         assert sim.device(DEVICE).edgehub.counters["routed"] == 0
         # The same identity over the SDK, and the receiving module, are unaffected.
-        async with module_client(sim, "synthcam") as camera:
+        async with module_client(sim, "framesource") as camera:
             await camera.send_message_to_output(Message(b"small"), "frames")
         [received] = await inbox.wait_for(1)
     assert received.data == b"small"
 
 
 async def test_a_module_may_not_publish_as_another_module(sim: Fleet) -> None:
-    rogue = paho_module(sim, "synthcam")
+    rogue = paho_module(sim, "framesource")
     try:
         assert (await rogue.start())[0] == 0
         topic = f"devices/{DEVICE}/modules/classifier/messages/events/%24.on=predictions"
@@ -130,11 +130,11 @@ async def test_a_module_may_not_publish_as_another_module(sim: Fleet) -> None:
 
 
 async def test_a_module_may_not_subscribe_to_another_modules_inputs(sim: Fleet) -> None:
-    rogue = paho_module(sim, "synthcam")
+    rogue = paho_module(sim, "framesource")
     try:
         assert (await rogue.start())[0] == 0
         other = await rogue.subscribe(f"devices/{DEVICE}/modules/classifier/inputs/#")
-        own = await rogue.subscribe(f"devices/{DEVICE}/modules/synthcam/inputs/#")
+        own = await rogue.subscribe(f"devices/{DEVICE}/modules/framesource/inputs/#")
     finally:
         await rogue.stop()
     assert other == (SUBACK_FAILURE,)

@@ -55,11 +55,11 @@ def with_sidecar_and_upstream_frames(manifest: dict[str, Any]) -> dict[str, Any]
     changed = copy.deepcopy(manifest)
     content = changed["modulesContent"]
     agent = content["$edgeAgent"]["properties.desired"]
-    sidecar = copy.deepcopy(agent["modules"]["synthcam"])
+    sidecar = copy.deepcopy(agent["modules"]["framesource"])
     sidecar["settings"]["image"] = "local/sidecar:1.0"
     agent["modules"]["sidecar"] = sidecar
     routes = content["$edgeHub"]["properties.desired"]["routes"]
-    routes["framesToCloud"] = "FROM /messages/modules/synthcam/outputs/frames INTO $upstream"
+    routes["framesToCloud"] = "FROM /messages/modules/framesource/outputs/frames INTO $upstream"
     content["classifier"] = {"properties.desired": {"threshold": 0.25}}
     return changed
 
@@ -113,7 +113,7 @@ async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
     runtime = sim.device(DEVICE).runtime
     assert "sidecar" not in runtime.module_reports()
     desired = Inbox()
-    async with module_client(sim, "synthcam") as camera, module_client(sim, "classifier") as cls:
+    async with module_client(sim, "framesource") as camera, module_client(sim, "classifier") as cls:
         await cls.connect()
         await set_handler(cls, "on_twin_desired_properties_patch_received", desired.handler)
         cm = await configuration_manager(sim)
@@ -125,7 +125,7 @@ async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
         )
         [patch] = await desired.wait_for(1, what="the new desired properties at the module")
         await camera.send_message_to_output(Message(b"frame", message_id="f-1"), "frames")
-        [upstream] = await wait_upstream(sim, 1, module_id="synthcam", output_name="frames")
+        [upstream] = await wait_upstream(sim, 1, module_id="framesource", output_name="frames")
     await eventually(
         lambda: runtime.module_reports()["sidecar"].runtime_status is RuntimeStatus.RUNNING,
         timeout_s=15,
@@ -142,7 +142,7 @@ async def test_applying_a_new_deployment_reconciles_modules_routes_and_twins(
     }
     manifest = sim.device(DEVICE).manifest
     assert manifest is not None
-    assert set(manifest.modules) == {"classifier", "synthcam", "sidecar"}
+    assert set(manifest.modules) == {"classifier", "framesource", "sidecar"}
 
 
 def with_a_broken_route(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +181,7 @@ async def test_an_invalid_deployment_is_refused_with_400_and_changes_nothing(
     assert sim.state.registry.get_module(DEVICE, "sidecar") is None
     # The old route still carries frames to the classifier.
     inbox = Inbox()
-    async with module_client(sim, "synthcam") as camera, module_client(sim, "classifier") as cls:
+    async with module_client(sim, "framesource") as camera, module_client(sim, "classifier") as cls:
         await set_handler(cls, "on_message_received", inbox.handler)
         await camera.send_message_to_output(Message(b"frame"), "frames")
         [received] = await inbox.wait_for(1)

@@ -57,7 +57,7 @@ async def test_a_reconnected_sdk_client_receives_everything_after_a_restart(
                 "the SDK reconnecting to the restarted simulator",
             )
 
-            async with module_client(sim, "synthcam") as camera:
+            async with module_client(sim, "framesource") as camera:
                 await camera.send_message_to_output(Message(b"frame", message_id="f1"), "frames")
             [received] = await messages.wait_for(1, what="an input message after the restart")
             assert (received.input_name, received.data) == ("frames", b"frame")
@@ -88,7 +88,7 @@ async def test_messages_held_for_a_paused_input_survive_a_restart() -> None:
             await client.connect()
             await set_handler(client, "on_message_received", messages.handler)
             await set_handler(client, "on_message_received", None)  # unsubscribes its inputs
-            async with module_client(host.sim, "synthcam") as camera:
+            async with module_client(host.sim, "framesource") as camera:
                 for n in range(3):
                     await camera.send_message_to_output(Message(b"f", message_id=f"h{n}"), "frames")
             sim = await host.restart()

@@ -89,7 +89,7 @@ async def test_edgehub_restarted_mid_stream(
     module = await start_classifier(host.sim, host.settings.address, tmp_path, **MODULE_SETTINGS)
     try:
         with module.log_on_failure():
-            async with module_client(host.sim, "synthcam") as client:
+            async with module_client(host.sim, "framesource") as client:
                 camera = Camera(client, jpeg((220, 20, 20)), "restart")
                 flowing = asyncio.create_task(camera.run())
                 await camera.until_acknowledged(FRAMES_BEFORE)
@@ -117,7 +117,7 @@ async def test_network_cut_and_healed_between_module_and_edgehub(
     module = await start_classifier(host.sim, proxy.listen[0], tmp_path, **MODULE_SETTINGS)
     try:
         with module.log_on_failure():
-            async with module_client(host.sim, "synthcam") as client:
+            async with module_client(host.sim, "framesource") as client:
                 camera = Camera(client, jpeg((20, 220, 20)), "cut")
                 flowing = asyncio.create_task(camera.run())
                 await camera.until_acknowledged(FRAMES_BEFORE)
@@ -149,7 +149,7 @@ async def test_sas_token_renewed_while_frames_flow(
     )
     try:
         with module.log_on_failure():
-            async with module_client(host.sim, "synthcam") as client:
+            async with module_client(host.sim, "framesource") as client:
                 camera = Camera(client, jpeg((20, 20, 220)), "sas")
                 flowing = asyncio.create_task(camera.run())
                 # Two renewals, each a new connection through the proxy, with frames flowing.

@@ -9,10 +9,10 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from classifier.errors import OutboundRejectedError
 from classifier.frame_queue import OverflowPolicy
-from classifier.hub import InboundMessage, OutboundMessage
-from classifier.local_hub import LocalHub
+from edge_module.errors import OutboundRejectedError
+from edge_module.hub import InboundMessage, OutboundMessage
+from edge_module.local_hub import LocalHub
 from tests.integration.test_module_pipeline import RED, Running, jpeg, png
 from tests.unit.test_hostile_images import hidden_frame_header_bomb
 

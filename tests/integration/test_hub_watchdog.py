@@ -43,7 +43,7 @@ async def test_a_wedged_hub_makes_the_module_exit_non_zero(tmp_path: Path) -> No
             HUB_PROBE_INTERVAL_S="1",
         )
         try:
-            async with module_client(host.sim, "synthcam") as client:
+            async with module_client(host.sim, "framesource") as client:
                 camera = Camera(client, jpeg((220, 20, 20)), "wedge")
                 flowing = asyncio.create_task(camera.run())
                 await camera.until_acknowledged(20)

@@ -16,13 +16,13 @@ from PIL import Image
 from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
-from classifier.errors import HubError
 from classifier.frame_queue import OverflowPolicy
-from classifier.hub import InboundMessage, OutboundMessage
-from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
+from edge_module.errors import HubError
+from edge_module.hub import InboundMessage, OutboundMessage
+from edge_module.local_hub import LocalHub
 from tests.conftest import solid_rgb
 
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)

@@ -16,12 +16,11 @@ import pytest
 from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
 
-from classifier.hub import InboundMessage, OutboundMessage
-from classifier.iothub_client import SdkHub
 from classifier.metrics import Metrics
-from classifier.outbox import Outbox, OutboxConfig
-from classifier.outcome_messages import SendableOutcome
-from classifier.watchdog import HubWatchdog
+from edge_module.hub import InboundMessage, OutboundMessage
+from edge_module.outbox import Outbox, OutboxConfig, Outgoing
+from edge_module.sdk_hub import SdkHub
+from edge_module.watchdog import HubWatchdog
 from simulator.hub.upstream import MessageFilter
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import (
@@ -62,11 +61,11 @@ async def open_hub(
     return module_loop, hub
 
 
-def outcome(number: int) -> SendableOutcome:
+def outcome(number: int) -> Outgoing:
     message = OutboundMessage(
         body=b"{}", message_id=f"m-{number}", correlation_id=f"frame-{number}"
     )
-    return SendableOutcome("predictions", message, None, f"frame-{number}")
+    return Outgoing("predictions", message, None, f"frame-{number}")
 
 
 async def test_outcomes_made_while_edgehub_is_down_are_sent_in_order_when_it_returns(
@@ -123,7 +122,7 @@ async def test_a_module_that_falls_behind_stops_receiving_and_loses_nothing(
 
         await module_loop.run(start())
         mqtt = host.sim.device(DEVICE).mqtt
-        async with module_client(host.sim, "synthcam") as camera:
+        async with module_client(host.sim, "framesource") as camera:
             sent = [f"f-{n}" for n in range(150)]
             for frame_id in sent:  # as fast as edgeHub acknowledges them
                 await camera.send_message_to_output(Message(b"x", message_id=frame_id), "frames")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-MODULE_DIRS = (REPO / "modules" / "classifier", REPO / "modules" / "synthcam")
+MODULE_DIRS = (REPO / "modules" / "classifier", REPO / "modules" / "framesource")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ TEMPLATE_PLATFORMS = {
     "layered.camera.template.json": ("amd64", "arm64v8"),
     "layered.metrics.template.json": ("amd64", "arm64v8"),
 }
-MODULES = ("classifier", "synthcam")
+MODULES = ("classifier", "framesource")
 DOTENV = {
     "CONTAINER_REGISTRY_SERVER": "contoso.azurecr.io",
     "CONTAINER_REGISTRY_USERNAME": "contoso",

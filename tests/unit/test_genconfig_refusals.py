@@ -65,14 +65,14 @@ def test_a_route_from_an_output_the_module_does_not_have_is_refused(solution):
 
 def test_a_route_into_an_input_the_module_does_not_have_is_refused(solution):
     def wrong_input(doc):
-        _layer_route(doc)["properties.desired.routes.synthcamFramesToClassifier"] = (
-            "FROM /messages/modules/synthcam/outputs/frames "
+        _layer_route(doc)["properties.desired.routes.framesourceFramesToClassifier"] = (
+            "FROM /messages/modules/framesource/outputs/frames "
             'INTO BrokeredEndpoint("/modules/classifier/inputs/images")'
         )
 
     edit_json(solution / CAMERA, wrong_input)
     assert _problems(solution, CAMERA) == [
-        "with base deployment.template.json: route 'synthcamFramesToClassifier': module "
+        "with base deployment.template.json: route 'framesourceFramesToClassifier': module "
         "'classifier' has no input 'images' (its inputs: frames)"
     ]
 

@@ -108,8 +108,8 @@ def test_a_layer_composes_over_the_base_and_the_highest_priority_wins(solution):
     device = parse_manifest(compose(base, [gpu, camera, cheap]))
     assert device.modules["classifier"].image.endswith("-amd64.gpu")
     assert device.modules["classifier"].create_options["HostConfig"]["DeviceRequests"]
-    assert set(device.modules) == {"classifier", "synthcam"}
-    assert "synthcamFramesToClassifier" in device.routes
+    assert set(device.modules) == {"classifier", "framesource"}
+    assert "framesourceFramesToClassifier" in device.routes
 
 
 def test_the_gpu_layer_changes_only_image_gpu_access_and_provider(solution):

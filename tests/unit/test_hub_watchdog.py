@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from classifier.watchdog import HubWatchdog
+from edge_module.watchdog import HubWatchdog
 
 
 class Clock:

@@ -9,8 +9,8 @@ import pytest
 
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import PixelFormat, normalise_time
-from classifier.hub import InboundMessage
 from classifier.intake import frame_requests
+from edge_module.hub import InboundMessage
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from classifier.log_format import SyslogSeverityFormatter
+from edge_module.log_format import SyslogSeverityFormatter
 
 # edgeAgent's LogMessageParser pattern (Azure/iotedge, edge-agent Logs): severity, timestamp.
 IOT_EDGE_LINE = re.compile(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from classifier.config import ModuleConfig
 from cloud_tools.genconfig.checks import Endpoints
-from synthcam.__main__ import DEFAULT_OUTPUT, OUTPUT_ENV
+from framesource.config import FrameSourceConfig
 from tests.conftest import REPO
 
 MODULES = REPO / "modules"
@@ -35,10 +35,14 @@ def test_the_classifier_renames_its_endpoints_through_the_variables_it_declares(
     assert declared.output_names(env) == {config.predictions_output, config.errors_output}
 
 
-def test_the_camera_declares_the_output_its_code_sends_to():
-    declared = _declared("synthcam")
-    assert declared.outputs == {DEFAULT_OUTPUT: OUTPUT_ENV}
+def test_the_frame_source_declares_the_output_its_code_sends_to_and_the_variable_renaming_it():
+    declared = _declared("framesource")
     assert declared.inputs == {}
+    assert declared.output_names({}) == {FrameSourceConfig.from_env({}).output}
+    env = {variable: f"renamed-{name}" for name, variable in declared.outputs.items() if variable}
+    assert (
+        declared.output_names(env) == {FrameSourceConfig.from_env(env).output} == {"renamed-frames"}
+    )
 
 
 def test_every_module_folder_has_module_json_and_endpoints_json():

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from classifier.hub import OutboundMessage
-from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
-from classifier.outbox import Outbox, OutboxConfig, OutboxPolicy
-from classifier.outcome_messages import SendableOutcome
-from classifier.watchdog import HubWatchdog
+from edge_module.hub import OutboundMessage
+from edge_module.local_hub import LocalHub
+from edge_module.outbox import Outbox, OutboxConfig, OutboxPolicy, Outgoing
+from edge_module.watchdog import HubWatchdog
 
 
 class GatedHub(LocalHub):
@@ -24,9 +23,9 @@ class GatedHub(LocalHub):
         await super().send(output, message)
 
 
-def item(n: int) -> SendableOutcome:
+def item(n: int) -> Outgoing:
     message = OutboundMessage(b"{}", message_id=f"m{n}", correlation_id=f"f{n}")
-    return SendableOutcome("predictions", message, None, f"f{n}")
+    return Outgoing("predictions", message, None, f"f{n}")
 
 
 async def started(policy: OutboxPolicy, capacity: int) -> tuple[GatedHub, Outbox, Metrics]:

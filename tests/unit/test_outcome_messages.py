@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import FrameMeta
-from classifier.outcome_messages import EDGEHUB_MAX_MESSAGE_BYTES, fits, sendable
+from classifier.outcome_messages import sendable
 from classifier.predictions import FrameFailure, ModelInfo, Prediction
+from edge_module.message_size import EDGEHUB_MAX_MESSAGE_BYTES, fits
 
 MODEL = ModelInfo("m", "1", "0" * 64, "CPUExecutionProvider")
 

@@ -11,7 +11,8 @@ connection, so no frame disappears without a prediction or an error message.
 
 Every message on the module's inputs gets an outcome: frames their prediction or error, a
 message on an input the module does not read an ``unknown_input`` error; a message edgeHub
-delivers again after a lost acknowledgement is recognised (``redelivery``) and skipped.
+delivers again after a lost acknowledgement is recognised (``redelivery``) and skipped. A
+frame too large for a message arrives as a claim check, redeemed here (``claim_checks``).
 Outcomes leave through the outbox, which keeps them while edgeHub is away; the watchdog ends
 the module (``HubWedgedError``, a non-zero exit) when the connection is wedged.
 """
@@ -22,20 +23,21 @@ import asyncio
 import logging
 from typing import Any
 
+from classifier.claim_checks import ClaimChecks, is_claim_check
 from classifier.config import ModuleConfig
-from classifier.errors import FrameError, FrameErrorCode, HubError, HubWedgedError
-from classifier.hub import Hub, InboundMessage, MethodResult, merge_patch
+from classifier.errors import FrameError, FrameErrorCode
 from classifier.methods import ModuleMethods
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.model_update import ModelUpdater, Startup
 from classifier.model_update.desired import SCHEMA_VERSION
-from classifier.outbox import Outbox
 from classifier.outcome_messages import sendable
 from classifier.pipeline import Outcome, Pipeline
 from classifier.predictions import utc_now
 from classifier.redelivery import RecentMessages
-from classifier.watchdog import HubWatchdog
+from edge_module.errors import HubError, HubWedgedError
+from edge_module.hub import Hub, InboundMessage, MethodResult, merge_patch
+from edge_module.session import HubSession
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,13 @@ class ClassifierModule:
         self.pipeline = pipeline
         self.config = config
         self.metrics: Metrics = pipeline.metrics
-        self.watchdog = HubWatchdog(config.hub.wedge_timeout_s, lambda: hub.connected)
-        self.outbox = Outbox(hub, config.hub.outbox, self.metrics, self.watchdog)
+        self.session = HubSession(hub, config.hub, self.metrics)
+        self.outbox = self.session.outbox
+        self.wedged = self.session.wedged
         self.recent = RecentMessages()
-        self.wedged = asyncio.Event()
-        self.wedged_reason = ""
+        self.claims = ClaimChecks(
+            config.claim_checks, config.pipeline.limits.max_frame_bytes, self.metrics
+        )
         if updater is None:
             # Without a cache (scoring files, tests): the twin's settings apply, and model
             # updates are refused with cache_unavailable.
@@ -85,20 +89,8 @@ class ClassifierModule:
         self.hub.on_message(self._on_message)
         self.hub.on_method(self._on_method)
         self.hub.on_desired_properties(self._on_desired)
-        self.outbox.start()
         await self.pipeline.start(self.emit)
-        await self.hub.connect()
-        hub = self.config.hub
-        watching = asyncio.create_task(
-            self.watchdog.run(
-                self.hub.get_desired_properties,
-                hub.probe_interval_s,
-                hub.outbox.call_timeout_s,
-                lambda why: self._on_wedged(why, stop),
-                self.hub.renew,
-            ),
-            name="hub-watchdog",
-        )
+        await self.session.open(stop)
         await self._report_state("running")
         await self.updater.report_startup()
         await self._resync(None)
@@ -114,11 +106,10 @@ class ClassifierModule:
         try:
             await stop.wait()
         finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+            await self.session.stop_watching()
             await self._shut_down()
         if self.wedged.is_set():
-            raise HubWedgedError(self.wedged_reason)
+            raise HubWedgedError(self.session.wedged_reason)
 
     async def _shut_down(self) -> None:
         log.info("stopping: %d frames queued", self.pipeline.queued)
@@ -126,27 +117,8 @@ class ClassifierModule:
         grace_s = self.config.shutdown_grace_s
         await self.pipeline.stop(grace_s)
         await self.updater.close()
-        if not self.wedged.is_set():
-            left_s = max(1.0, grace_s - (asyncio.get_running_loop().time() - started))
-            await self.outbox.flush(left_s)
-        await self.outbox.close()
-        if not self.wedged.is_set():
-            try:
-                await asyncio.wait_for(self._report_state("stopped"), 5.0)
-            except Exception as e:  # the hub may already be gone; shutdown goes on
-                log.warning("could not report the stopped state: %s", e)
-        if self.wedged.is_set():
-            return  # a wedged SDK does not close; the process ends without it
-        try:
-            await asyncio.wait_for(self.hub.close(), 10.0)
-        except Exception as e:  # the process ends regardless
-            log.warning("the hub connection did not close cleanly: %r", e)
-
-    def _on_wedged(self, why: str, stop: asyncio.Event) -> None:
-        log.error("%s; exiting so that edgeAgent restarts the module", why)
-        self.wedged_reason = why
-        self.wedged.set()
-        stop.set()
+        left_s = max(1.0, grace_s - (asyncio.get_running_loop().time() - started))
+        await self.session.close(left_s, self._state_report("stopped"))
 
     async def _on_message(self, message: InboundMessage) -> None:
         if self.recent.is_repeat(message):
@@ -161,6 +133,13 @@ class ClassifierModule:
             )
             self.pipeline.fail_message(message, error)
             return
+        if is_claim_check(message):
+            # The frame is a file on the shared volume (claim_checks): its bytes go on instead.
+            try:
+                message = await self.claims.redeem(message)
+            except FrameError as e:
+                self.pipeline.fail_message(message, e)
+                return
         await self.pipeline.submit(message)
 
     async def _on_method(self, name: str, payload: Any) -> MethodResult:
@@ -193,11 +172,12 @@ class ClassifierModule:
         }
 
     async def _report_state(self, state: str) -> None:
-        await self.hub.report(
-            {
-                "schemaVersion": SCHEMA_VERSION,
-                "state": state,
-                "model": self.pipeline.store.current.describe(),
-                "updated_at": utc_now(),
-            }
-        )
+        await self.hub.report(self._state_report(state))
+
+    def _state_report(self, state: str) -> dict[str, Any]:
+        return {
+            "schemaVersion": SCHEMA_VERSION,
+            "state": state,
+            "model": self.pipeline.store.current.describe(),
+            "updated_at": utc_now(),
+        }

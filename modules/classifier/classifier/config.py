@@ -6,41 +6,28 @@ one error naming every problem, rather than running with a surprise default.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
+from classifier.claim_checks import DEFAULT_CLAIM_CHECK_DIR, ClaimCheckSettings
 from classifier.decode_limits import FrameLimits
 from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
-from classifier.hub_settings import MIN_SAS_TOKEN_TTL_S, HubSettings
 from classifier.intake import DEFAULT_MAX_ENTRIES
 from classifier.model_update import DownloadPolicy, UpdateSettings
 from classifier.model_update.signing import parse_public_key
-from classifier.outbox import OutboxConfig, OutboxPolicy
 from classifier.pipeline import PipelineConfig
 from classifier.providers import PROVIDER_NAMES, ProviderPolicy
+from edge_module.env import EnvReader, boolean, choice, module_log_level, positive
+from edge_module.hub_settings import HubSettings
+from edge_module.outbox import OutboxPolicy
 
 # modules/classifier/models: next to the package in the source tree and in the image.
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "seed-cnn-synth10.onnx"
 # The module image mounts a volume here (see deployment.template.json).
 DEFAULT_CACHE_DIR = Path("/var/lib/classifier/models")
-
-T = TypeVar("T")
-
-
-class Getter(Protocol):
-    """Reads one variable: parsed, range-checked, its problem recorded, else the default."""
-
-    def __call__(
-        self,
-        name: str,
-        parse: Callable[[str], T],
-        default: T,
-        check: Callable[[T], bool] | None = None,
-    ) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -58,32 +45,13 @@ class ModuleConfig:
     probation_frames: int = 100
     probation_s: float = 300.0
     hub: HubSettings = field(default_factory=HubSettings)
+    claim_checks: ClaimCheckSettings = field(default_factory=ClaimCheckSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModuleConfig:
-        problems: list[str] = []
-
-        def get(
-            name: str,
-            parse: Callable[[str], T],
-            default: T,
-            check: Callable[[T], bool] | None = None,
-        ) -> T:
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                value = parse(raw.strip())
-            except ValueError as e:
-                problems.append(f"{name}={raw!r}: {e}")
-                return default
-            if check is not None and not check(value):
-                problems.append(f"{name}={raw!r} is out of range")
-                return default
-            return value
-
-        positive = _positive
-        provider = get("EXECUTION_PROVIDER", _choice(("auto", *PROVIDER_NAMES)), "auto")
+        reader = EnvReader(env)
+        get = reader.get
+        provider = get("EXECUTION_PROVIDER", choice(("auto", *PROVIDER_NAMES)), "auto")
         policy = get("PROVIDER_POLICY", ProviderPolicy, ProviderPolicy.AUTO)
         if provider != "auto" and policy is ProviderPolicy.AUTO:
             policy = ProviderPolicy.PREFER
@@ -92,7 +60,7 @@ class ModuleConfig:
             policy=policy,
             intra_op_threads=get("INTRA_OP_THREADS", int, 0, lambda v: 0 <= v <= 256),
             inter_op_threads=get("INTER_OP_THREADS", int, 1, lambda v: 1 <= v <= 64),
-            spin=get("ORT_THREAD_SPINNING", _boolean, False),
+            spin=get("ORT_THREAD_SPINNING", boolean, False),
         )
         limits = FrameLimits(
             max_frame_bytes=get("MAX_FRAME_BYTES", int, FrameLimits.max_frame_bytes, positive),
@@ -132,7 +100,7 @@ class ModuleConfig:
                 if name.strip()
             ),
         )
-        updates = _update_settings(env, get, problems)
+        updates = _update_settings(reader)
         cache_dir = env.get("MODEL_CACHE_DIR", str(DEFAULT_CACHE_DIR)).strip()
         config = cls(
             cache_dir=Path(cache_dir) if cache_dir and cache_dir.lower() != "off" else None,
@@ -146,17 +114,17 @@ class ModuleConfig:
             predictions_output=env.get("PREDICTIONS_OUTPUT") or "predictions",
             errors_output=env.get("ERRORS_OUTPUT") or "errors",
             shutdown_grace_s=get("SHUTDOWN_GRACE_S", float, 5.0, lambda v: 0 <= v <= 300),
-            log_level=get(
-                "LOG_LEVEL", _log_level, _log_level(env.get("RuntimeLogLevel") or "info")
-            ),
-            hub=_hub_settings(get, pipeline),
+            log_level=module_log_level(reader),
+            hub=_hub_settings(reader, pipeline),
+            claim_checks=_claim_check_settings(reader),
         )
-        if problems:
-            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        if reader.problems:
+            raise ConfigError("invalid configuration: " + "; ".join(reader.problems))
         return config
 
 
-def _update_settings(env: Mapping[str, str], get: Getter, problems: list[str]) -> UpdateSettings:
+def _update_settings(reader: EnvReader) -> UpdateSettings:
+    env, get, problems = reader.env, reader.get, reader.problems
     base = DownloadPolicy()
     ca = env.get("MODEL_DOWNLOAD_CA_FILE", "").strip()
     if ca and not Path(ca).is_file():
@@ -169,11 +137,11 @@ def _update_settings(env: Mapping[str, str], get: Getter, problems: list[str]) -
         except ConfigError as e:
             problems.append(str(e))
     policy = DownloadPolicy(
-        allow_http=get("MODEL_ALLOW_HTTP", _boolean, False),
-        max_bytes=get("MODEL_MAX_BYTES", int, base.max_bytes, _positive),
+        allow_http=get("MODEL_ALLOW_HTTP", boolean, False),
+        max_bytes=get("MODEL_MAX_BYTES", int, base.max_bytes, positive),
         min_free_bytes=get("MODEL_MIN_FREE_BYTES", int, base.min_free_bytes, lambda v: v >= 0),
-        connect_timeout_s=get("MODEL_CONNECT_TIMEOUT_S", float, base.connect_timeout_s, _positive),
-        read_timeout_s=get("MODEL_READ_TIMEOUT_S", float, base.read_timeout_s, _positive),
+        connect_timeout_s=get("MODEL_CONNECT_TIMEOUT_S", float, base.connect_timeout_s, positive),
+        read_timeout_s=get("MODEL_READ_TIMEOUT_S", float, base.read_timeout_s, positive),
         attempts=get("MODEL_DOWNLOAD_ATTEMPTS", int, base.attempts, lambda v: 1 <= v <= 100),
         backoff_s=get("MODEL_DOWNLOAD_BACKOFF_S", float, base.backoff_s, lambda v: v >= 0),
         ca_file=Path(ca) if ca else None,
@@ -181,67 +149,23 @@ def _update_settings(env: Mapping[str, str], get: Getter, problems: list[str]) -
     return UpdateSettings(
         download=policy,
         signing_key=key,
-        retry_s=get("MODEL_RETRY_S", float, 60.0, _positive),
+        retry_s=get("MODEL_RETRY_S", float, 60.0, positive),
     )
 
 
-def _hub_settings(get: Getter, pipeline: PipelineConfig) -> HubSettings:
+def _hub_settings(reader: EnvReader, pipeline: PipelineConfig) -> HubSettings:
+    # Batch scoring (nothing dropped from the queue) must not drop outcomes either.
     outbox_default = (
         OutboxPolicy.BLOCK
         if pipeline.overflow is OverflowPolicy.BLOCK
         else OutboxPolicy.DROP_OLDEST
     )
-    return HubSettings(
-        outbox=OutboxConfig(
-            capacity=get("OUTBOX_CAPACITY", int, OutboxConfig.capacity, _positive),
-            policy=get("OUTBOX_OVERFLOW_POLICY", OutboxPolicy, outbox_default),
-            send_window=pipeline.emit_concurrency,
-            call_timeout_s=get("HUB_CALL_TIMEOUT_S", float, 30.0, lambda v: 0 < v <= 3600),
-        ),
-        intake_capacity=get("INTAKE_CAPACITY", int, HubSettings.intake_capacity, lambda v: v >= 4),
-        wedge_timeout_s=get(
-            "HUB_WEDGE_TIMEOUT_S", float, HubSettings.wedge_timeout_s, lambda v: v > 0
-        ),
-        probe_interval_s=get(
-            "HUB_PROBE_INTERVAL_S", float, HubSettings.probe_interval_s, lambda v: v > 0
-        ),
-        sas_token_ttl_s=get(
-            "SAS_TOKEN_TTL_S",
-            int,
-            HubSettings.sas_token_ttl_s,
-            lambda v: MIN_SAS_TOKEN_TTL_S <= v <= 365 * 86_400,
-        ),
+    return HubSettings.from_env(reader, outbox_default, pipeline.emit_concurrency)
+
+
+def _claim_check_settings(reader: EnvReader) -> ClaimCheckSettings:
+    folder = reader.text("CLAIM_CHECK_DIR", str(DEFAULT_CLAIM_CHECK_DIR))
+    release = reader.get("CLAIM_CHECK_RELEASE", choice(("delete", "keep")), "delete")
+    return ClaimCheckSettings(
+        folder=None if folder.lower() == "off" else Path(folder), release=release == "delete"
     )
-
-
-def _boolean(raw: str) -> bool:
-    value = raw.lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _positive(value: Any) -> bool:
-    return bool(value > 0)
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.lower()
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return value
-
-    return parse
-
-
-def _log_level(raw: str) -> str:
-    # edgeAgent passes RuntimeLogLevel in lower case (info, debug, warning, error).
-    value = raw.strip().upper()
-    aliases = {"WARN": "WARNING", "VERBOSE": "DEBUG", "FATAL": "CRITICAL"}
-    value = aliases.get(value, value)
-    if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise ValueError("expected debug, info, warning or error")
-    return value

@@ -1,17 +1,18 @@
-"""The module's one error tree. Foreign errors are translated at the boundary with ``from e``.
+"""The module's error tree, a branch of the shared library's (``edge_module.errors``: its
+``HubError``s are the transport's). Foreign errors are translated at the boundary with ``from e``.
 
-    ClassifierError
-    ├── ConfigError              bad environment or twin settings (rejected whole)
-    ├── ModelError               a model cannot be used
-    │   ├── ModelSpecError       its self-description (metadata or sidecar) is missing or invalid
-    │   ├── ModelLoadError       ONNX Runtime refused the file
-    │   │   └── ModelIncompatibleError  its inputs/outputs do not fit its spec or the pipeline
-    │   └── ProviderError        a required execution provider is not available
-    ├── FrameError               one frame cannot be scored (carries a stable ``code``)
-    ├── ModelUpdateError         a model update through the twin failed (carries a ``code``)
-    └── HubError                 the IoT Hub / edgeHub transport failed
-        ├── OutboundRejectedError    edgeHub or the SDK refuses this message: retrying cannot help
-        └── HubWedgedError           connected by the SDK's account, but calls stopped completing
+    EdgeModuleError                  (edge_module.errors)
+    ├── SettingsError                (edge_module.errors)
+    ├── HubError ...                 the IoT Hub / edgeHub transport (edge_module.errors)
+    └── ClassifierError
+        ├── ConfigError              bad environment or twin settings (also a SettingsError)
+        ├── ModelError               a model cannot be used
+        │   ├── ModelSpecError       its self-description (metadata or sidecar) is missing or invalid
+        │   ├── ModelLoadError       ONNX Runtime refused the file
+        │   │   └── ModelIncompatibleError  its inputs/outputs do not fit its spec or the pipeline
+        │   └── ProviderError        a required execution provider is not available
+        ├── FrameError               one frame cannot be scored (carries a stable ``code``)
+        └── ModelUpdateError         a model update through the twin failed (carries a ``code``)
 
 A ``ModelUpdateError`` never stops the module: the model that served before keeps serving, and
 the code and reason are reported in the twin's reported properties.
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from edge_module.errors import EdgeModuleError, SettingsError
 
-class ClassifierError(Exception):
+
+class ClassifierError(EdgeModuleError):
     """Base of every error this module raises on purpose."""
 
 
-class ConfigError(ClassifierError):
+class ConfigError(ClassifierError, SettingsError):
     pass
 
 
@@ -53,18 +56,6 @@ class ProviderError(ModelError):
     pass
 
 
-class HubError(ClassifierError):
-    pass
-
-
-class OutboundRejectedError(HubError):
-    """The message itself is refused (too large, not encodable): sending it again cannot help."""
-
-
-class HubWedgedError(HubError):
-    """The SDK reports a connection, but sends or twin calls have not completed for too long."""
-
-
 class FrameErrorCode(StrEnum):
     EMPTY = "empty_frame"
     TOO_LARGE = "frame_too_large"
@@ -84,6 +75,10 @@ class FrameErrorCode(StrEnum):
     TOO_MANY_ENTRIES = "too_many_entries"
     UNKNOWN_INPUT = "unknown_input"
     OUTCOME_NOT_SENDABLE = "outcome_not_sendable"
+    CLAIM_CHECK_MISSING = "claim_check_missing"  # the referenced file is gone
+    CLAIM_CHECK_ALTERED = "claim_check_altered"  # its size or sha256 differ from the reference
+    CLAIM_CHECK_INVALID = "claim_check_invalid"  # a malformed reference, or not a plain file
+    CLAIM_CHECK_UNAVAILABLE = "claim_check_unavailable"  # this module has no claim-check volume
     INTERNAL_ERROR = "internal_error"
 
 

@@ -26,8 +26,8 @@ from dataclasses import replace
 from classifier.bounded_text import MAX_ID_CHARS, MAX_VALUE_CHARS, bounded_text
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import FrameMeta, FrameRequest, frame_meta_from, raw_layout_from
-from classifier.hub import InboundMessage
 from classifier.image_header import sniff_format
+from edge_module.hub import InboundMessage
 
 RAW_TYPES = {"application/octet-stream", "image/x-raw"}
 JSON_TYPES = {"application/json", "text/json"}

@@ -22,13 +22,13 @@ import numpy as np
 
 from classifier.decode import decode_frame
 from classifier.errors import FrameError, FrameErrorCode, ModelUpdateError
-from classifier.hub import InboundMessage, MethodResult
 from classifier.intake import frame_requests
 from classifier.model_store import ServingModel
 from classifier.model_update.candidate import self_test
 from classifier.model_update.updater import ModelUpdater
 from classifier.pipeline import Pipeline
 from classifier.predictions import top_labels
+from edge_module.hub import InboundMessage, MethodResult
 
 # A method payload is at most 128 KB: a handful of small images, never a stream.
 MAX_CLASSIFY_IMAGES = 16

@@ -12,64 +12,23 @@ same id twice (MQTT delivers at least once) is looking at one outcome, not two.
 
 from __future__ import annotations
 
-import urllib.parse
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frames import FrameMeta
-from classifier.hub import OutboundMessage
 from classifier.predictions import FrameFailure, Prediction
-
-EDGEHUB_MAX_MESSAGE_BYTES = 262_144
-# The SDK measures a message with sys.getsizeof over every field, which adds interpreter
-# overhead to the bytes themselves; this margin keeps its check from refusing what fits.
-_SDK_OVERHEAD_BYTES = 4_096
-# Properties travel URL-encoded in the MQTT topic, whose length field is 16 bits.
-MAX_TOPIC_PROPERTY_BYTES = 32_768
-
-
-@dataclass(frozen=True)
-class SendableOutcome:
-    output: str
-    message: OutboundMessage
-    # What to send instead if the message is refused; None for the fallback itself.
-    fallback: SendableOutcome | None
-    frame_id: str
-
-
-def message_size(message: OutboundMessage) -> tuple[int, int]:
-    """(bytes counted against edgeHub's limit, bytes the properties take in the topic)."""
-    pairs = [(k, v) for k, v in message.properties.items()]
-    for key, value in (
-        ("$.mid", message.message_id),
-        ("$.cid", message.correlation_id),
-        ("$.ct", message.content_type),
-        ("$.ce", message.content_encoding),
-    ):
-        if value:
-            pairs.append((key, value))
-    topic = sum(
-        len(urllib.parse.quote(k, safe="")) + len(urllib.parse.quote(v, safe="")) + 2
-        for k, v in pairs
-    )
-    total = len(message.body) + sum(len(k.encode()) + len(v.encode()) for k, v in pairs)
-    return total, topic
-
-
-def fits(message: OutboundMessage) -> bool:
-    total, topic = message_size(message)
-    return total + _SDK_OVERHEAD_BYTES <= EDGEHUB_MAX_MESSAGE_BYTES and (
-        topic <= MAX_TOPIC_PROPERTY_BYTES
-    )
+from edge_module.hub import OutboundMessage
+from edge_module.message_size import fits
+from edge_module.outbox import Outgoing
 
 
 def sendable(
     outcome: Prediction | FrameFailure, predictions_output: str, errors_output: str
-) -> SendableOutcome:
+) -> Outgoing:
     """The outcome as a message with its fallback, or the fallback alone if it cannot fit."""
     message_id = uuid.uuid4().hex
-    fallback = SendableOutcome(
+    fallback = Outgoing(
         errors_output, _not_sendable(outcome.meta, message_id), None, outcome.meta.frame_id
     )
     try:
@@ -79,7 +38,7 @@ def sendable(
     if not fits(message):
         return fallback
     output = predictions_output if isinstance(outcome, Prediction) else errors_output
-    return SendableOutcome(output, message, fallback, outcome.meta.frame_id)
+    return Outgoing(output, message, fallback, outcome.meta.frame_id)
 
 
 def _not_sendable(meta: FrameMeta, message_id: str, detail: str = "") -> OutboundMessage:

@@ -37,12 +37,12 @@ from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
-from classifier.hub import InboundMessage
 from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
 from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels_batch
 from classifier.preprocess import FloatArray
+from edge_module.hub import InboundMessage
 
 log = logging.getLogger(__name__)
 

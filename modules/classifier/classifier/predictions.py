@@ -19,7 +19,7 @@ import numpy.typing as npt
 from classifier.bounded_text import reason_text
 from classifier.errors import FrameError
 from classifier.frames import FrameMeta
-from classifier.hub import OutboundMessage
+from edge_module.hub import OutboundMessage
 
 PREDICTION_SCHEMA = "edge-classifier/prediction/1"
 ERROR_SCHEMA = "edge-classifier/error/1"

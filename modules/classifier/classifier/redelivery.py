@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 
-from classifier.hub import InboundMessage
+from edge_module.hub import InboundMessage
 
 DEFAULT_CAPACITY = 4_096
 

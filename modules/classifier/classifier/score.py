@@ -28,11 +28,11 @@ from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
 from classifier.errors import ClassifierError
 from classifier.frame_queue import OverflowPolicy
-from classifier.hub import InboundMessage
-from classifier.local_hub import LocalHub
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Pipeline
+from edge_module.hub import InboundMessage
+from edge_module.local_hub import LocalHub
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".json"}
 
