@@ -123,6 +123,9 @@ class Camera:
     sent: list[str] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)
     failures: int = 0
+    # The longest a send took, acknowledged or not: an outage shorter than SEND_TIMEOUT_S
+    # shows here (the SDK holds the send and retries after reconnecting) rather than as a failure.
+    longest_send_s: float = 0.0
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -132,6 +135,7 @@ class Camera:
             frame_id = f"{self.tag}-{number}"
             message = Message(self.jpeg, message_id=frame_id, content_type="image/jpeg")
             self.sent.append(frame_id)
+            started = asyncio.get_running_loop().time()
             try:
                 await asyncio.wait_for(
                     self.client.send_message_to_output(message, "frames"), SEND_TIMEOUT_S
@@ -141,6 +145,8 @@ class Camera:
                 await asyncio.sleep(0.2)
             else:
                 self.acknowledged.append(frame_id)
+            took = asyncio.get_running_loop().time() - started
+            self.longest_send_s = max(self.longest_send_s, took)
             if self.burst:
                 self.burst -= 1
             else:
