@@ -3,19 +3,14 @@ come in the message, and a reference that cannot be redeemed gets its own error 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
-from classifier.engine import InferenceEngine
-from classifier.metrics import Metrics
-from classifier.model_store import ModelStore
-from classifier.pipeline import Pipeline
+from classifier.local_run import classifier_on_local_hub
 from edge_module.claim_check import CLAIM_CHECK_CONTENT_TYPE, ClaimReference, ClaimStore
 from edge_module.hub import InboundMessage
 from edge_module.local_hub import LocalHub
@@ -25,19 +20,8 @@ from framesource.sources.synthetic import make_frame
 @asynccontextmanager
 async def classifier(env: dict[str, str]) -> AsyncIterator[LocalHub]:
     config = ModuleConfig.from_env({"OVERFLOW_POLICY": "block", "MODEL_CACHE_DIR": "off"} | env)
-    engine = InferenceEngine.from_path(config.model_path, config.engine)
-    hub = LocalHub()
-    module = ClassifierModule(
-        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(module.run(stop))
-    await hub.ready.wait()
-    try:
-        yield hub
-    finally:
-        stop.set()
-        await running
+    async with classifier_on_local_hub(config) as local:
+        yield local.hub
 
 
 def reference_message(reference: ClaimReference, frame_id: str) -> InboundMessage:

@@ -9,20 +9,15 @@ recorded figure, so what the demo reports is what the model card promises.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
-from classifier.metrics import Metrics
-from classifier.model_store import ModelStore
-from classifier.pipeline import Pipeline
+from classifier.local_run import classifier_on_local_hub
 from edge_module.hub import InboundMessage
-from edge_module.local_hub import LocalHub
 from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from tests.conftest import DEFAULT_MODEL
 
@@ -43,26 +38,19 @@ async def test_camera_frames_through_the_module_match_the_recorded_accuracy() ->
             "PASSTHROUGH_PROPERTIES": "truth",
         }
     )
-    hub = LocalHub()
-    module = ClassifierModule(
-        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(module.run(stop))
-    await hub.ready.wait()
-    for i in range(FRAMES):
-        frame = make_frame("cam", DEFAULT_SEED, i, 320, 240, 85)
-        await hub.deliver(
-            InboundMessage(
-                "frames",
-                frame.jpeg,
-                "image/jpeg",
-                message_id=frame.message_id,
-                properties=frame.properties,
+    async with classifier_on_local_hub(config, engine) as local:
+        for i in range(FRAMES):
+            frame = make_frame("cam", DEFAULT_SEED, i, 320, 240, 85)
+            await local.hub.deliver(
+                InboundMessage(
+                    "frames",
+                    frame.jpeg,
+                    "image/jpeg",
+                    message_id=frame.message_id,
+                    properties=frame.properties,
+                )
             )
-        )
-    stop.set()
-    await running
+    hub = local.hub
     docs = [json.loads(m.body) for m in hub.sent["predictions"]]
     assert len(docs) == FRAMES and not hub.sent["errors"]
     correct = sum(

@@ -6,20 +6,18 @@ import asyncio
 import base64
 import io
 import json
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import cv2
+import pytest
 from PIL import Image
 
-from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
-from classifier.engine import InferenceEngine
 from classifier.frame_queue import OverflowPolicy
-from classifier.metrics import Metrics
-from classifier.model_store import ModelStore
-from classifier.pipeline import Pipeline
+from classifier.local_run import classifier_on_local_hub
 from edge_module.errors import HubError
 from edge_module.hub import InboundMessage, OutboundMessage
 from edge_module.local_hub import LocalHub
@@ -40,25 +38,24 @@ def png(rgb_colour, w=64, h=48) -> bytes:
 
 
 class Running:
-    """A module on a LocalHub, started in the background; ``finish`` stops it and drains."""
+    """A module on a LocalHub, started on entering; leaving stops it and drains."""
 
     def __init__(self, model: Path, hub: LocalHub | None = None, **pipeline: object) -> None:
         config = ModuleConfig.from_env({"MODEL_PATH": str(model)})
         self.config = replace(config, pipeline=replace(config.pipeline, **pipeline))  # type: ignore[arg-type]
         self.hub = hub or LocalHub()
-        engine = InferenceEngine.from_path(self.config.model_path)
-        self.pipeline = Pipeline(ModelStore.serving(engine), self.config.pipeline, Metrics())
-        self.module = ClassifierModule(self.hub, self.pipeline, self.config)
-        self.stop = asyncio.Event()
+        self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Running:
-        self.task = asyncio.create_task(self.module.run(self.stop))
-        await asyncio.wait_for(self.hub.ready.wait(), 10)
+        local = await self._stack.enter_async_context(
+            classifier_on_local_hub(self.config, hub=self.hub)
+        )
+        self.module = local.module
+        self.pipeline = local.module.pipeline
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 30)
+        await self._stack.aclose()
 
     async def send(self, body: bytes, content_type: str | None = None, **props: str) -> None:
         msg_id = props.pop("message_id", None)
@@ -252,7 +249,6 @@ async def test_stop_scores_queued_frames_within_the_grace_period(colour_model: P
 async def test_frames_left_after_the_grace_period_are_reported_not_lost(colour_model: Path) -> None:
     run = Running(colour_model, max_batch=1, overflow=OverflowPolicy.BLOCK, queue_capacity=1000)
     run.config = replace(run.config, shutdown_grace_s=0.0)
-    run.module.config = run.config
     async with run:
         for i in range(200):
             await run.send(jpeg(RED), "image/jpeg", message_id=str(i))
@@ -321,3 +317,16 @@ async def test_passthrough_properties_are_echoed_on_predictions_and_errors(
     }
     [error] = run.hub.sent["errors"]
     assert error.properties["lot"] == "L-8"
+
+
+async def test_a_module_that_fails_while_starting_raises_instead_of_waiting(
+    colour_model: Path,
+) -> None:
+    class RefusingHub(LocalHub):
+        def on_message(self, handler: Any) -> None:
+            raise RuntimeError("input refused")
+
+    config = ModuleConfig.from_env({"MODEL_PATH": str(colour_model)})
+    with pytest.raises(RuntimeError, match="input refused"):
+        async with classifier_on_local_hub(config, hub=RefusingHub()):
+            pytest.fail("the block ran although the module never started")

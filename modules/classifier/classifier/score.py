@@ -23,14 +23,10 @@ from pathlib import Path
 
 import cv2
 
-from classifier.app import ClassifierModule
 from classifier.config import ModuleConfig
-from classifier.engine import InferenceEngine
 from classifier.errors import ClassifierError
 from classifier.frame_queue import OverflowPolicy
-from classifier.metrics import Metrics
-from classifier.model_store import ModelStore
-from classifier.pipeline import Pipeline
+from classifier.local_run import classifier_on_local_hub
 from edge_module.hub import InboundMessage
 from edge_module.local_hub import LocalHub
 
@@ -59,34 +55,25 @@ async def score_files(
     files: list[Path], config: ModuleConfig, unreadable: dict[Path, str] | None = None
 ) -> LocalHub:
     """Scores ``files``; those that cannot be read are put in ``unreadable`` with why."""
-    engine = InferenceEngine.from_path(config.model_path, config.engine)
-    hub = LocalHub()
-    module = ClassifierModule(
-        hub, Pipeline(ModelStore.serving(engine), config.pipeline, Metrics()), config
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(module.run(stop))
-    await hub.ready.wait()
-    for path in files:
-        try:
-            body = read_frame(path, config.pipeline.limits.max_frame_bytes)
-        except OSError as e:
-            if unreadable is not None:
-                unreadable[path] = str(e)
-            continue
-        content_type, _ = mimetypes.guess_type(path.name)
-        await hub.deliver(
-            InboundMessage(
-                input_name=config.input_name,
-                body=body,
-                content_type=content_type,
-                message_id=str(path),
-                properties={"source_id": "score"},
+    async with classifier_on_local_hub(config) as local:
+        for path in files:
+            try:
+                body = read_frame(path, config.pipeline.limits.max_frame_bytes)
+            except OSError as e:
+                if unreadable is not None:
+                    unreadable[path] = str(e)
+                continue
+            content_type, _ = mimetypes.guess_type(path.name)
+            await local.hub.deliver(
+                InboundMessage(
+                    input_name=config.input_name,
+                    body=body,
+                    content_type=content_type,
+                    message_id=str(path),
+                    properties={"source_id": "score"},
+                )
             )
-        )
-    stop.set()  # run() drains: everything delivered is scored or reported before it returns
-    await running
-    return hub
+    return local.hub  # the module drained on leaving: every file delivered has its outcome
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
