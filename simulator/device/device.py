@@ -22,7 +22,13 @@ from simulator.deployment.manifest import DeploymentManifest
 from simulator.deployment.routes import Router
 from simulator.device.agent import EdgeAgent
 from simulator.device.edgehub import EdgeHub
-from simulator.device.runtime import EdgeRuntimeSettings, LocalRuntime, ModuleCommand
+from simulator.device.runtime import (
+    EdgeRuntimeSettings,
+    LocalRuntime,
+    ModuleBackend,
+    ModuleCommand,
+    ProcessBackend,
+)
 from simulator.device.workload_api import WorkloadApi
 from simulator.hub.device_link import DeviceLink
 from simulator.mqtt import MqttServer
@@ -49,9 +55,11 @@ class DeviceSettings:
     report_interval_s: float = 1.0
 
 
-# The local stand-in for a device's images: module name -> command, per device (each device
-# has its own folders, e.g. the classifier's model cache volume).
-ModuleCommands = Callable[[DeviceSettings], Mapping[str, ModuleCommand]]
+# What runs a device's modules, per device (each device has its own folders, e.g. the
+# classifier's model cache volume): a backend, or a mapping from module name to a local
+# command, shorthand for the process backend with the device's echo and skip settings.
+DeviceModules = Mapping[str, ModuleCommand] | ModuleBackend
+ModuleCommands = Callable[[DeviceSettings], DeviceModules]
 
 
 class EdgeDevice:
@@ -85,7 +93,7 @@ class EdgeDevice:
         settings: DeviceSettings,
         link: DeviceLink,
         certs: CertificateSet,
-        commands: Mapping[str, ModuleCommand],
+        modules: DeviceModules,
     ) -> EdgeDevice:
         async with contextlib.AsyncExitStack() as undo:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -108,11 +116,9 @@ class EdgeDevice:
                     gateway_hostname=settings.address,
                     workload_uri=workload_uri,
                 ),
-                commands,
+                _backend(settings, modules),
                 state_dir=settings.state_dir / "runtime",
                 stop_grace_s=settings.stop_grace_s,
-                echo_output=settings.echo_output,
-                skip_unmapped=settings.skip_unmapped,
                 generation_id_for=lambda m: link.ensure_module(m).generation_id,
                 on_module_removed=link.remove_module,
             )
@@ -166,3 +172,11 @@ class EdgeDevice:
             "EdgeHubConnectionString": self.module_connection_string(module_id),
             "EdgeModuleCACertificateFile": str(self.settings.ca_file),
         }
+
+
+def _backend(settings: DeviceSettings, modules: DeviceModules) -> ModuleBackend:
+    if isinstance(modules, Mapping):
+        return ProcessBackend(
+            modules, echo_output=settings.echo_output, skip_unmapped=settings.skip_unmapped
+        )
+    return modules

@@ -1,10 +1,13 @@
-"""A local runtime in edgeAgent's role: runs a deployment's modules as local processes.
+"""The simulated runtime in edgeAgent's role: runs a deployment's modules through a backend.
 
-A mapping from module name to a local command stands in for each module's image. The
-runtime gives every module the environment edgeAgent gives a container (``IOTEDGE_*``,
-``RuntimeLogLevel``, the manifest's ``env``), restarts it under its restartPolicy (see
-``BackoffPolicy``), and reconciles on a new manifest (``applyConfigurationContent``): added
-modules start, removed ones stop, changed ones are recreated, unchanged ones are left alone.
+Two backends create modules: local process groups (``ProcessBackend``, a local command per
+module name standing in for its image) and containers (``ContainerBackend``, the module's
+image pulled and run through the Docker Engine API as edgeAgent runs it). The runtime gives
+every module the environment edgeAgent gives a container (``IOTEDGE_*``, ``RuntimeLogLevel``,
+the manifest's ``env``), restarts it under its restartPolicy (see ``BackoffPolicy``, in
+``supervisor.py``, the same for both backends), and reconciles on a new manifest
+(``applyConfigurationContent``): added modules start, removed ones stop, changed ones are
+recreated, unchanged ones are left alone.
 
 The system modules (edgeAgent, edgeHub) are never started: the simulator itself plays them.
 
@@ -12,13 +15,14 @@ Typical use, with the identity registry owning generation ids as IoT Hub does::
 
     runtime = LocalRuntime(
         settings,
-        {"classifier": ModuleCommand([sys.executable, "-m", "classifier"], cwd=module_dir)},
+        ProcessBackend({"classifier": ModuleCommand([sys.executable, "-m", "classifier"])}),
         state_dir=state_dir,
         generation_id_for=lambda m: registry.add_module(device_id, m).generation_id,
         on_module_removed=lambda m: registry.remove_module(device_id, m),
     )
     await runtime.start(load_manifest(path))
     await runtime.apply(new_manifest)  # on applyConfigurationContent
+    await runtime.restart_module("classifier")  # edgeAgent's RestartModule method
     await runtime.stop()
 """
 
@@ -26,14 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from simulator.deployment.manifest import (
     DeploymentManifest,
@@ -41,11 +44,13 @@ from simulator.deployment.manifest import (
     ModuleSpec,
     split_create_options,
 )
-from simulator.device.module_process import (
+from simulator.device.process_backend import ModuleCommand, ProcessBackend, process_environment
+from simulator.device.supervisor import (
     BackoffPolicy,
-    Launch,
-    ModuleProcess,
+    LaunchError,
+    ModuleInstance,
     ModuleReport,
+    ModuleSupervisor,
     RuntimeStatus,
 )
 from simulator.errors import SimulatorError
@@ -56,12 +61,15 @@ __all__ = [
     "EdgeRuntimeSettings",
     "LocalRuntime",
     "LocalRuntimeError",
+    "ModuleBackend",
     "ModuleCommand",
     "ModuleReport",
+    "ProcessBackend",
     "ReconcileResult",
     "RuntimeStatus",
     "module_environment",
     "new_generation_id",
+    "runtime_environment",
 ]
 
 _log = logging.getLogger(__name__)
@@ -70,11 +78,6 @@ _log = logging.getLogger(__name__)
 WORKLOAD_API_VERSION = "2022-08-03"
 # docker stop's default grace period before SIGKILL.
 DEFAULT_STOP_GRACE_S = 10.0
-# Variables that decide a module's identity. A parent's values must never leak into a module.
-_IDENTITY_PREFIXES = ("IOTEDGE_",)
-_IDENTITY_NAMES = frozenset(
-    {"EdgeHubConnectionString", "EdgeModuleCACertificateFile", "RuntimeLogLevel"}
-)
 
 GenerationListener = Callable[[str, str], None]
 GenerationSource = Callable[[str], str]
@@ -84,6 +87,23 @@ RemovalListener = Callable[[str], None]
 class LocalRuntimeError(SimulatorError):
     """The runtime cannot do what was asked. A manifest it cannot run is refused before any
     module is touched."""
+
+
+class ModuleBackend(Protocol):
+    """What creates modules: local process groups or containers."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def refusal(self, manifest: DeploymentManifest) -> str | None:
+        """Why ``manifest`` cannot run on this backend at all, or None."""
+        ...
+
+    def idle_reason(self, spec: ModuleSpec) -> str | None:
+        """Why a module the manifest wants running is not started, or None."""
+        ...
+
+    def create(self, spec: ModuleSpec, runtime_env: Mapping[str, str]) -> ModuleInstance: ...
 
 
 @dataclass(frozen=True)
@@ -99,21 +119,6 @@ class EdgeRuntimeSettings:
 
 
 @dataclass(frozen=True)
-class ModuleCommand:
-    """The local stand-in for a module's image.
-
-    ``env`` is applied last, over even the ``IOTEDGE_*`` values, so a test can aim one module
-    elsewhere. ``inherit_env`` passes this process's environment (minus identity variables)
-    underneath, since a local process needs PATH and friends that an image would carry.
-    """
-
-    argv: Sequence[str]
-    cwd: Path | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    inherit_env: bool = True
-
-
-@dataclass(frozen=True)
 class ReconcileResult:
     added: tuple[str, ...]
     removed: tuple[str, ...]
@@ -126,27 +131,13 @@ def new_generation_id() -> str:
     return str(10**17 + secrets.randbelow(9 * 10**17))
 
 
-def module_environment(
-    settings: EdgeRuntimeSettings,
-    spec: ModuleSpec,
-    generation_id: str,
-    command: ModuleCommand,
-    base: Mapping[str, str] | None = None,
+def runtime_environment(
+    settings: EdgeRuntimeSettings, spec: ModuleSpec, generation_id: str
 ) -> dict[str, str]:
-    """The environment a module process gets, in edgeAgent's layering.
-
-    Later layers win: inherited base, createOptions ``Env``, the manifest's ``env``, the
-    runtime's own variables (edgeAgent appends them last, so a manifest cannot spoof an
-    identity), then the caller's extras.
-    """
+    """The variables a module gets from its deployment and the runtime, in edgeAgent's
+    layering: createOptions ``Env``, then the manifest's ``env``, then the runtime's own
+    variables (edgeAgent appends them last, so a manifest cannot spoof an identity)."""
     env: dict[str, str] = {}
-    if command.inherit_env:
-        source = os.environ if base is None else base
-        env.update(
-            (k, v)
-            for k, v in source.items()
-            if k not in _IDENTITY_NAMES and not k.startswith(_IDENTITY_PREFIXES)
-        )
     for entry in spec.create_options.get("Env") or []:
         name, sep, value = str(entry).partition("=")
         if sep:
@@ -165,16 +156,27 @@ def module_environment(
             "RuntimeLogLevel": settings.runtime_log_level,
         }
     )
-    env.update(command.env)
     return env
 
 
+def module_environment(
+    settings: EdgeRuntimeSettings,
+    spec: ModuleSpec,
+    generation_id: str,
+    command: ModuleCommand,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment a module process gets: the inherited ``base`` under the runtime's
+    variables, and the command's extras over everything."""
+    return process_environment(runtime_environment(settings, spec, generation_id), command, base)
+
+
 class LocalRuntime:
-    """Runs a deployment's modules as local process groups. Not thread-safe: one event loop.
+    """Runs a deployment's modules through a backend. Not thread-safe: one event loop.
 
     Each (re)created module gets a generation id from ``generation_id_for`` (for instance the
     identity registry's, which like IoT Hub keeps one per module identity), or a fresh one
-    when none is given; ``on_module_created`` hears it before the process starts, and
+    when none is given; ``on_module_created`` hears it before the module starts, and
     ``on_module_removed`` hears of modules a new manifest drops. A restart under the restart
     policy is not a re-creation and keeps the id.
     """
@@ -182,30 +184,26 @@ class LocalRuntime:
     def __init__(
         self,
         settings: EdgeRuntimeSettings,
-        commands: Mapping[str, ModuleCommand],
+        backend: ModuleBackend,
         *,
         state_dir: Path,
         backoff: BackoffPolicy | None = None,
         stop_grace_s: float = DEFAULT_STOP_GRACE_S,
-        echo_output: bool = False,
-        skip_unmapped: bool = False,
         on_module_created: GenerationListener | None = None,
         on_module_removed: RemovalListener | None = None,
         generation_id_for: GenerationSource | None = None,
     ) -> None:
         self._settings = settings
-        self._commands = dict(commands)
+        self._backend = backend
         self._state_dir = state_dir
         self._backoff = backoff or BackoffPolicy()
         self._stop_grace_s = stop_grace_s
-        self._echo = echo_output
-        self._skip_unmapped = skip_unmapped
         self._on_created = on_module_created
         self._on_removed = on_module_removed
         self._generation_id_for = generation_id_for or (lambda _module: new_generation_id())
         self._manifest: DeploymentManifest | None = None
         self._specs: dict[str, ModuleSpec] = {}
-        self._procs: dict[str, ModuleProcess] = {}
+        self._procs: dict[str, ModuleSupervisor] = {}
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -214,11 +212,20 @@ class LocalRuntime:
         return self._manifest
 
     @property
+    def backend(self) -> ModuleBackend:
+        return self._backend
+
+    @property
     def logs_dir(self) -> Path:
         return self._state_dir / "logs"
 
     def log_path(self, module: str) -> Path:
         return self.logs_dir / f"{module}.log"
+
+    def instance(self, module: str) -> ModuleInstance | None:
+        """What runs ``module`` now (None when the manifest has it stopped or unmapped)."""
+        supervisor = self._procs.get(module)
+        return supervisor.instance if supervisor is not None else None
 
     async def start(self, manifest: DeploymentManifest) -> ReconcileResult:
         """Start every running module of ``manifest`` in startupOrder."""
@@ -231,7 +238,9 @@ class LocalRuntime:
         async with self._lock:
             if self._closed:
                 raise LocalRuntimeError("the runtime has been stopped")
-            self._check_commands(manifest)
+            refusal = self._backend.refusal(manifest)
+            if refusal is not None:
+                raise LocalRuntimeError(refusal)
             old, new = self._specs, dict(manifest.modules)
             added = [n for n in new if n not in old]
             removed = [n for n in old if n not in new]
@@ -255,15 +264,25 @@ class LocalRuntime:
             _log.info("reconciled: %s", result)
             return result
 
+    async def restart_module(self, module: str) -> None:
+        """Stop ``module`` and start it again (edgeAgent's ``RestartModule``)."""
+        supervisor = self._procs.get(module)
+        if supervisor is None:
+            raise LocalRuntimeError(f"module {module!r} is not running on this device")
+        try:
+            await supervisor.restart()
+        except LaunchError as e:
+            raise LocalRuntimeError(str(e)) from e
+
     async def stop(self) -> None:
         """Stop every module (SIGTERM, SIGKILL after the grace period). Idempotent."""
         async with self._lock:
             self._closed = True
-            # The stopped processes stay listed so their final reports can still be read.
+            # The stopped modules stay listed so their final reports can still be read.
             await self._stop_modules(list(self._procs), forget=False)
 
     def kill_now(self) -> None:
-        """Synchronous SIGKILL of every module group: a finalizer's safety net."""
+        """Synchronous kill of every module: a finalizer's safety net."""
         for proc in self._procs.values():
             proc.kill_now()
 
@@ -315,38 +334,25 @@ class LocalRuntime:
             reported[name] = entry
         return reported
 
-    def _check_commands(self, manifest: DeploymentManifest) -> None:
-        if self._skip_unmapped:
-            return
-        missing = sorted(
-            name
-            for name, spec in manifest.modules.items()
-            if spec.status is DesiredStatus.RUNNING and name not in self._commands
-        )
-        if missing:
-            raise LocalRuntimeError(f"no local command for module(s): {', '.join(missing)}")
-
     async def _create(self, spec: ModuleSpec) -> None:
-        command = self._commands.get(spec.name)
-        if spec.status is not DesiredStatus.RUNNING or command is None:
+        if spec.status is not DesiredStatus.RUNNING or self._backend.idle_reason(spec):
             return
         generation_id = self._generation_id_for(spec.name)
         # The workload API must know the new generation id before the module asks it to sign.
         if self._on_created is not None:
             self._on_created(spec.name, generation_id)
-        launch = Launch(
-            argv=list(command.argv),
-            env=module_environment(self._settings, spec, generation_id, command),
-            cwd=command.cwd,
+        instance = self._backend.create(
+            spec, runtime_environment(self._settings, spec, generation_id)
         )
-        proc = ModuleProcess(
+        proc = ModuleSupervisor(
             spec.name,
-            launch,
+            instance,
             spec.restart_policy,
             generation_id,
             self.log_path(spec.name),
             self._backoff,
-            echo_output=self._echo,
+            self._stop_grace_s,
+            image=spec.image,
         )
         self._procs[spec.name] = proc
         await proc.start()
@@ -357,9 +363,7 @@ class LocalRuntime:
             for proc in procs:
                 del self._procs[proc.name]
         # In parallel, like edgeAgent's plan: n modules cost one grace period, not n.
-        results = await asyncio.gather(
-            *(p.stop(self._stop_grace_s) for p in procs), return_exceptions=True
-        )
+        results = await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)
         for proc, result in zip(procs, results, strict=True):
             if isinstance(result, BaseException):
                 proc.kill_now()
@@ -369,7 +373,7 @@ class LocalRuntime:
         if spec.status is DesiredStatus.STOPPED:
             description = "desired status is stopped"
         else:
-            description = "no local command for this module"
+            description = self._backend.idle_reason(spec) or "not started"
         return ModuleReport(
             name=spec.name,
             runtime_status=RuntimeStatus.STOPPED,

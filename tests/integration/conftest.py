@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from simulator.device.runtime import LocalRuntime, ModuleCommand
+from simulator.device.runtime import LocalRuntime, ModuleCommand, ProcessBackend
 from simulator.mqtt import Limits, MqttServer
 from simulator.mqtt.testing import RecordingHooks, ThrowawayTls, random_loopback_host, throwaway_tls
 from tests.integration.runtime_support import FAST_BACKOFF, SETTINGS
@@ -62,7 +62,12 @@ async def make_runtime(tmp_path: Path) -> AsyncIterator[MakeRuntime]:
     def make(commands: dict[str, ModuleCommand], **options: Any) -> LocalRuntime:
         options.setdefault("backoff", FAST_BACKOFF)
         options.setdefault("stop_grace_s", 2.0)
-        runtime = LocalRuntime(SETTINGS, commands, state_dir=tmp_path / "state", **options)
+        backend = ProcessBackend(
+            commands,
+            echo_output=options.pop("echo_output", False),
+            skip_unmapped=options.pop("skip_unmapped", False),
+        )
+        runtime = LocalRuntime(SETTINGS, backend, state_dir=tmp_path / "state", **options)
         made.append(runtime)
         return runtime
 

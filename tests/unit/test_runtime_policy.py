@@ -7,13 +7,13 @@ from dataclasses import replace
 import pytest
 
 from simulator.deployment.manifest import DesiredStatus, ModuleSpec, RestartPolicy
-from simulator.device.module_process import BackoffPolicy, should_restart
 from simulator.device.runtime import (
     EdgeRuntimeSettings,
     ModuleCommand,
     module_environment,
     new_generation_id,
 )
+from simulator.device.supervisor import BackoffPolicy, should_restart
 
 SETTINGS = EdgeRuntimeSettings(
     iothub_hostname="hub.example",

@@ -1,13 +1,9 @@
-"""One module's local process, supervised under edgeAgent's restart policy.
+"""One created module, supervised under edgeAgent's restart policy, whatever runs it.
 
-Each module runs in its own session (``start_new_session``), so its process group holds the
-module and everything it spawns: stopping signals the whole group, and when the module's main
-process exits on its own the rest of the group is killed, as Docker does when a container's
-PID 1 exits. Nothing a module starts outlives it.
-
-Output goes through a pipe this class creates itself rather than one owned by the asyncio
-subprocess transport: in Python 3.11 ``Process.wait()`` only returns once every pipe it owns is
-closed, so a grandchild holding stdout would hide the module's exit.
+A backend (local process groups, or containers through the Docker Engine API) creates a
+:class:`ModuleInstance` per (re)creation; the :class:`ModuleSupervisor` here starts it, waits
+for it to exit, restarts it under the restart policy with edgeAgent's backoff, and keeps the
+report edgeAgent sends. Restart rules are written once, so both backends restart alike.
 
 Restart timing follows edgeAgent's RestartPolicyManager (see ``BackoffPolicy``). A restart
 keeps the generation id: edgeAgent restarts the same container, it does not recreate it.
@@ -18,33 +14,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import sys
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from simulator.deployment.manifest import RestartPolicy
 
-__all__ = ["BackoffPolicy", "Launch", "ModuleProcess", "ModuleReport", "RuntimeStatus"]
+__all__ = [
+    "BackoffPolicy",
+    "LaunchError",
+    "ModuleInstance",
+    "ModuleReport",
+    "ModuleSupervisor",
+    "RuntimeStatus",
+    "should_restart",
+]
 
 _log = logging.getLogger(__name__)
 
-# A process that could not be exec'd reports what a shell would for a missing command.
-_SPAWN_FAILED_EXIT_CODE = 127
-# After the main process exits and its group is killed, the output pipe reaches EOF at once;
-# this only bounds the wait when something outside the group still holds the pipe.
-_PUMP_DRAIN_S = 2.0
-_READ_CHUNK_BYTES = 65536
-
 
 class RuntimeStatus(StrEnum):
-    """edgeAgent's ``runtimeStatus`` values that a local process can be in."""
+    """edgeAgent's ``runtimeStatus`` values that a simulated module can be in."""
 
     RUNNING = "running"
     BACKOFF = "backoff"
@@ -86,13 +79,40 @@ def should_restart(policy: RestartPolicy, exit_code: int) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Launch:
-    """What to exec for a module: the local stand-in for its image."""
+class LaunchError(Exception):
+    """A module could not be started at all (no such command, an image that cannot be
+    pulled or created). ``exit_code`` is what edgeAgent reports for it."""
 
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    cwd: Path | None = None
+    def __init__(self, reason: str, exit_code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+class ModuleInstance(Protocol):
+    """One created module as a backend runs it: a process group, or a container.
+
+    ``launch`` starts it (again, after an exit: a restart reuses the instance); ``wait_exit``
+    returns its exit code, stopping it first (SIGTERM, then SIGKILL after ``grace_s``) if
+    ``stop`` is set before it exits; ``discard`` frees what it holds once it is stopped for
+    good; ``kill_now`` is a synchronous last resort for finalizers.
+    """
+
+    @property
+    def identity(self) -> str:
+        """What runs it now, for the log and the report: ``pid=...`` or ``container=...``."""
+        ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    async def launch(self, log_file: BinaryIO) -> None: ...
+
+    async def wait_exit(self, stop: asyncio.Event, grace_s: float) -> int: ...
+
+    async def discard(self) -> None: ...
+
+    def kill_now(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -109,38 +129,40 @@ class ModuleReport:
     last_start_time: datetime | None
     last_exit_time: datetime | None
     last_restart_time: datetime | None
+    image: str | None = None
 
 
-class ModuleProcess:
-    """Starts, restarts and stops one module's process group. Create one per (re)creation."""
+class ModuleSupervisor:
+    """Starts, restarts and stops one created module. Create one per (re)creation."""
 
     def __init__(
         self,
         name: str,
-        launch: Launch,
+        instance: ModuleInstance,
         restart_policy: RestartPolicy,
         generation_id: str,
         log_path: Path,
         backoff: BackoffPolicy,
-        echo_output: bool = False,
+        stop_grace_s: float,
+        image: str | None = None,
     ) -> None:
         self.name = name
-        self._launch = launch
+        self.instance = instance
         self._policy = restart_policy
         self._generation_id = generation_id
         self._log_path = log_path
         self._backoff = backoff
-        self._echo = echo_output
+        self._image = image
         self._log_file: BinaryIO | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop_requested = asyncio.Event()
-        self._grace_s = 10.0
+        self._restart_requested = asyncio.Event()
+        self._grace_s = stop_grace_s
         self._status = RuntimeStatus.STOPPED
         self._description = "not started"
         self._exit_code: int | None = None
         self._exit_reason = ""
+        self._launched = False
         self._restart_count = 0
         self._started_mono = 0.0
         self._start_time: datetime | None = None
@@ -148,68 +170,69 @@ class ModuleProcess:
         self._restart_time: datetime | None = None
 
     async def start(self) -> None:
-        """Spawn the first process before returning, so callers can sequence startupOrder."""
+        """Launch the first run before returning, so callers can sequence startupOrder."""
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self._log_path.open("ab", buffering=0)
-        await self._spawn()
+        await self._launch()
         self._task = asyncio.create_task(self._supervise(), name=f"module:{self.name}")
 
-    async def stop(self, grace_s: float) -> None:
-        """SIGTERM the group, SIGKILL it after ``grace_s`` (docker stop's contract)."""
-        self._grace_s = grace_s
+    async def stop(self) -> None:
+        """Stop the module (docker stop's contract: SIGTERM, SIGKILL after the grace period)
+        and discard what its backend holds."""
         self._stop_requested.set()
-        if self._task is not None:
-            await self._task
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        try:
+            if self._task is not None:
+                await self._task
+            await self.instance.discard()
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    async def restart(self) -> None:
+        """Stop the running module and start it again at once, as edgeAgent's
+        ``RestartModule`` does: the restart count and backoff are left as they were."""
+        if self._task is None or self._task.done():
+            raise LaunchError(f"{self.name} is not supervised (stopped or failed)", 0)
+        self._restart_requested.set()
 
     def kill_now(self) -> None:
-        """Last-resort synchronous SIGKILL of the group, for finalizers when the loop is gone."""
-        if self._proc is not None and self._proc.returncode is None:
-            _signal_group(self._proc.pid, signal.SIGKILL)
+        """Last-resort synchronous kill, for finalizers when the loop is gone."""
+        self.instance.kill_now()
 
     def report(self) -> ModuleReport:
-        proc = self._proc
         return ModuleReport(
             name=self.name,
             runtime_status=self._status,
             status_description=self._description,
-            pid=proc.pid if proc is not None and proc.returncode is None else None,
+            pid=self.instance.pid if self._status is RuntimeStatus.RUNNING else None,
             exit_code=self._exit_code,
             restart_count=self._restart_count,
             generation_id=self._generation_id,
             last_start_time=self._start_time,
             last_exit_time=self._exit_time,
             last_restart_time=self._restart_time,
+            image=self._image,
         )
 
-    async def _spawn(self) -> None:
+    async def _launch(self) -> None:
+        assert self._log_file is not None
         self._started_mono = time.monotonic()
         self._start_time = datetime.now(UTC)
-        read_fd, write_fd = os.pipe()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self._launch.argv,
-                cwd=self._launch.cwd,
-                env=dict(self._launch.env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                start_new_session=True,
-            )
-        except OSError as e:
-            os.close(read_fd)
-            self._proc = None
-            self._exit_reason = f"cannot start {self._launch.argv[0]!r}: {e}"
-            self._note(self._exit_reason)
+            await self.instance.launch(self._log_file)
+        except LaunchError as e:
+            self._launched = False
+            self._exit_code = e.exit_code
+            self._exit_reason = e.reason
+            self._status = RuntimeStatus.FAILED
+            self._description = e.reason
+            self._note(e.reason)
             return
-        finally:
-            os.close(write_fd)
-        self._pump = asyncio.create_task(self._pump_output(read_fd), name=f"output:{self.name}")
+        self._launched = True
         self._status = RuntimeStatus.RUNNING
         self._description = "running"
-        self._note(f"started pid={self._proc.pid} generation={self._generation_id}")
+        self._note(f"started {self.instance.identity} generation={self._generation_id}")
 
     async def _supervise(self) -> None:
         try:
@@ -218,6 +241,12 @@ class ModuleProcess:
                 if self._stop_requested.is_set():
                     self._settle(RuntimeStatus.STOPPED, f"stopped (exit code {exit_code})")
                     return
+                if self._restart_requested.is_set():
+                    self._restart_requested.clear()
+                    self._restart_time = datetime.now(UTC)
+                    self._note("restarted on request")
+                    await self._launch()
+                    continue
                 if time.monotonic() - self._started_mono >= self._backoff.stable_after_s:
                     self._restart_count = 0
                 if not should_restart(self._policy, exit_code):
@@ -241,83 +270,26 @@ class ModuleProcess:
                     return
                 self._restart_count += 1
                 self._restart_time = datetime.now(UTC)
-                await self._spawn()
+                await self._launch()
         finally:
-            # Also reached when this task is cancelled: never leave the group behind.
-            self.kill_now()
-            if self._pump is not None:
-                self._pump.cancel()
+            # Also reached when this task is cancelled: never leave the module running.
+            self.instance.kill_now()
 
     async def _wait_exit(self) -> int:
-        proc = self._proc
-        if proc is None:
-            self._exit_code = _SPAWN_FAILED_EXIT_CODE
+        if not self._launched:
             self._exit_time = datetime.now(UTC)
-            return _SPAWN_FAILED_EXIT_CODE
-        exited = asyncio.create_task(proc.wait())
-        stop = asyncio.create_task(self._stop_requested.wait())
+            assert self._exit_code is not None
+            return self._exit_code
+        stop = _either(self._stop_requested, self._restart_requested)
         try:
-            await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            exited.cancel()
-            raise
+            exit_code = await self.instance.wait_exit(stop, self._grace_s)
         finally:
-            stop.cancel()
-        if not exited.done():
-            _signal_group(proc.pid, signal.SIGTERM)
-            done, _ = await asyncio.wait({exited}, timeout=self._grace_s)
-            if not done:
-                self._note(f"did not stop within {self._grace_s:g} s; killing")
-                _signal_group(proc.pid, signal.SIGKILL)
-        returncode = await exited
-        # The main process is gone; whatever it left in its group goes with it.
-        _signal_group(proc.pid, signal.SIGKILL)
-        await self._drain_output()
-        # Docker reports death by signal N as 128 + N (137 for SIGKILL); so does edgeAgent.
-        exit_code = returncode if returncode >= 0 else 128 - returncode
+            stop.close()
         self._exit_code = exit_code
         self._exit_reason = f"exited with {exit_code}"
         self._exit_time = datetime.now(UTC)
         self._note(f"exited code={exit_code}")
         return exit_code
-
-    async def _drain_output(self) -> None:
-        pump, self._pump = self._pump, None
-        if pump is None:
-            return
-        done, _ = await asyncio.wait({pump}, timeout=_PUMP_DRAIN_S)
-        if not done:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-
-    async def _pump_output(self, read_fd: int) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-        )
-        pending = b""
-        try:
-            while chunk := await reader.read(_READ_CHUNK_BYTES):
-                if self._log_file is not None:
-                    self._log_file.write(chunk)
-                if self._echo:
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    if len(pending) > _READ_CHUNK_BYTES:
-                        # Bounded: output without newlines is echoed in pieces.
-                        lines.append(pending)
-                        pending = b""
-                    self._echo_lines(lines)
-            if pending and self._echo:
-                self._echo_lines([pending])
-        finally:
-            transport.close()
-
-    def _echo_lines(self, lines: list[bytes]) -> None:
-        for line in lines:
-            sys.stderr.write(f"[{self.name}] {line.decode(errors='replace')}\n")
-        sys.stderr.flush()
 
     def _settle(self, status: RuntimeStatus, description: str) -> None:
         self._status = status
@@ -331,12 +303,24 @@ class ModuleProcess:
             self._log_file.write(f"--- {stamp} runtime: {text}\n".encode())
 
 
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    # The group id is the main process's pid (start_new_session). It cannot be handed to
-    # another group while any member lives, and we signal right after the main process exits.
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass  # the group is already empty
-    except PermissionError:
-        _log.warning("process group %d is no longer ours; not signalled", pgid)
+class _EitherEvent(asyncio.Event):
+    """Set once either of two events is set (a stop or a restart request)."""
+
+    def __init__(self, first: asyncio.Event, second: asyncio.Event) -> None:
+        super().__init__()
+        self._watchers = [
+            asyncio.create_task(self._follow(first)),
+            asyncio.create_task(self._follow(second)),
+        ]
+
+    async def _follow(self, event: asyncio.Event) -> None:
+        await event.wait()
+        self.set()
+
+    def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.cancel()
+
+
+def _either(first: asyncio.Event, second: asyncio.Event) -> _EitherEvent:
+    return _EitherEvent(first, second)
