@@ -24,8 +24,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key.pem"
-SERVER_CERT_FILE = "server.pem"
-SERVER_KEY_FILE = "server.key.pem"
 
 _CA_VALID_DAYS = 3650
 _SERVER_VALID_DAYS = 365
@@ -74,9 +72,17 @@ def split_names(
 
 
 def ensure_certificates(
-    state_dir: Path, names: Iterable[str], *, now: dt.datetime | None = None
+    state_dir: Path,
+    names: Iterable[str],
+    *,
+    now: dt.datetime | None = None,
+    server: str = "server",
 ) -> CertificateSet:
-    """Load or create the CA, and (re)issue the server certificate for ``names``."""
+    """Load or create the CA, and (re)issue the server certificate for ``names``.
+
+    ``server`` names the certificate's files (``server.pem``, ``server.key.pem``): other
+    local servers (the image registry) get certificates of their own from the same CA.
+    """
     wanted = list(dict.fromkeys(names))
     if not wanted:
         raise ValueError("the server certificate needs at least one host name or IP address")
@@ -84,8 +90,8 @@ def ensure_certificates(
     state_dir.mkdir(parents=True, exist_ok=True)
     certs = CertificateSet(
         ca_cert_path=state_dir / CA_CERT_FILE,
-        server_cert_path=state_dir / SERVER_CERT_FILE,
-        server_key_path=state_dir / SERVER_KEY_FILE,
+        server_cert_path=state_dir / f"{server}.pem",
+        server_key_path=state_dir / f"{server}.key.pem",
     )
     ca_key_path = state_dir / CA_KEY_FILE
     if certs.ca_cert_path.exists() and ca_key_path.exists():

@@ -182,6 +182,19 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
         default=10000,
         help="Blob Storage emulator port on the same address (0: any free port)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        default="process",
+        help="how devices run their modules: local processes (default), or containers from "
+        "the module images, built and pushed to a local registry first, on the Docker engine "
+        "DOCKER_HOST names (scripts/containers.sh up starts one)",
+    )
+    p.add_argument(
+        "--no-build",
+        action="store_true",
+        help="with --runtime docker: use the images already in this state directory's registry",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

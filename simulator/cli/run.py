@@ -15,14 +15,19 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from simulator.cli.demo_summary import Summary, frame_line, observe
 from simulator.cli.demo_update import SECOND_VERSION, push_second_version
+from simulator.device.device import ModuleCommands
 from simulator.errors import SimulatorError
 from simulator.fleet import DEFAULT_DEVICE_ID, DeviceSpec, Fleet, FleetSettings, StartupDeployment
 from simulator.hub.upstream import MessageFilter, UpstreamStore
 from simulator.jsondoc import JsonValue
 from simulator.local import startup
+from simulator.local.containers import ContainerRuntime, container_runtime, remove_volumes
 from simulator.local.modules import CAMERA_LAYER, repo_module_commands
 from simulator.local.tool_env import blob_storage, write_connection_info
 
@@ -49,12 +54,22 @@ def parse_tags(values: list[str] | None) -> dict[str, JsonValue]:
     return tags
 
 
-def startup_deployments(args: argparse.Namespace) -> tuple[StartupDeployment, ...]:
+def startup_templates(args: argparse.Namespace) -> list[Path]:
+    """The base template and its layers (none when starting from generated manifests)."""
+    if args.manifest is not None:
+        return []
+    layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
+    return [args.template, *layers]
+
+
+def startup_deployments(
+    args: argparse.Namespace, variables: Mapping[str, str] | None = None
+) -> tuple[StartupDeployment, ...]:
     if args.manifest is not None:
         deployments = startup.from_manifests(args.manifest, args.layer or [])
     else:
-        layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
-        deployments = startup.from_templates(args.template, layers)
+        template, *layers = startup_templates(args)
+        deployments = startup.from_templates(template, layers, variables)
     if getattr(args, "source", None):
         if not any(_defines(d, "framesource") for d in deployments):
             raise SimulatorError("--source needs the frame source (the camera layer)")
@@ -109,9 +124,42 @@ def _print_fleet(fleet: Fleet) -> None:
         print(f"note: {note}")
 
 
+@contextlib.asynccontextmanager
+async def module_runtime(args: argparse.Namespace) -> AsyncIterator[ModuleRuntime]:
+    """What runs the modules: local processes, or containers (``--runtime docker``: the
+    engine, the local registry and the images built and pushed to it)."""
+    if args.runtime != "docker":
+        yield ModuleRuntime(repo_module_commands, None)
+        return
+    templates = startup_templates(args)
+    async with container_runtime(
+        args.state_dir, args.address, templates, build=not args.no_build
+    ) as runtime:
+        print(
+            f"image registry: https://{runtime.registry.server} (user {runtime.registry.username})"
+        )
+        ca_file = args.state_dir / "certs" / "ca.pem"
+        yield ModuleRuntime(runtime.modules(ca_file), runtime)
+
+
+@dataclass(frozen=True)
+class ModuleRuntime:
+    modules: ModuleCommands
+    containers: ContainerRuntime | None
+
+    def variables(self) -> Mapping[str, str] | None:
+        return self.containers.variables() if self.containers is not None else None
+
+
 async def cmd_up(args: argparse.Namespace) -> int:
-    settings = fleet_settings(args, startup_deployments(args), redeploy=args.redeploy)
-    fleet = await Fleet.start(settings, repo_module_commands)
+    async with module_runtime(args) as runtime:
+        return await _up(args, runtime)
+
+
+async def _up(args: argparse.Namespace, runtime: ModuleRuntime) -> int:
+    deployments = startup_deployments(args, runtime.variables())
+    settings = fleet_settings(args, deployments, redeploy=args.redeploy)
+    fleet = await Fleet.start(settings, runtime.modules)
     try:
         async with blob_storage(fleet, args.storage_port) as server:
             storage = server.endpoint if server else None
@@ -130,13 +178,20 @@ async def cmd_up(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    async with module_runtime(args) as runtime:
+        code = await _demo(args, runtime)
+        if runtime.containers is not None:
+            # A demo leaves nothing behind: its model cache and claim volumes go too.
+            remove_volumes(runtime.containers.client, runtime.containers.scope)
+        return code
+
+
+async def _demo(args: argparse.Namespace, runtime: ModuleRuntime) -> int:
     deployments = startup.set_module_env(
-        startup_deployments(args), "framesource", "FPS", str(args.fps)
+        startup_deployments(args, runtime.variables()), "framesource", "FPS", str(args.fps)
     )
     # The demo shows what it deploys: it replaces an earlier run's startup deployments.
-    fleet = await Fleet.start(
-        fleet_settings(args, deployments, redeploy=True), repo_module_commands
-    )
+    fleet = await Fleet.start(fleet_settings(args, deployments, redeploy=True), runtime.modules)
     summary = Summary()
     first = next(iter(fleet.devices.values()))
     try:

@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -98,7 +99,9 @@ class ProcessBackend:
             return "no local command for this module"
         return None
 
-    def create(self, spec: ModuleSpec, runtime_env: Mapping[str, str]) -> ProcessInstance:
+    def create(
+        self, spec: ModuleSpec, runtime_env: Mapping[str, str], manifest: DeploymentManifest
+    ) -> ProcessInstance:
         command = self._commands[spec.name]
         env = process_environment(runtime_env, command)
         return ProcessInstance(spec.name, list(command.argv), env, command.cwd, self._echo)
@@ -144,6 +147,7 @@ class ProcessInstance:
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
         self._log_file: BinaryIO | None = None
+        self.started_at: datetime | None = None
 
     @property
     def identity(self) -> str:
@@ -156,6 +160,7 @@ class ProcessInstance:
 
     async def launch(self, log_file: BinaryIO) -> None:
         self._log_file = log_file
+        self.started_at = datetime.now(UTC)
         read_fd, write_fd = os.pipe()
         try:
             self._proc = await asyncio.create_subprocess_exec(

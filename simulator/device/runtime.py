@@ -103,7 +103,9 @@ class ModuleBackend(Protocol):
         """Why a module the manifest wants running is not started, or None."""
         ...
 
-    def create(self, spec: ModuleSpec, runtime_env: Mapping[str, str]) -> ModuleInstance: ...
+    def create(
+        self, spec: ModuleSpec, runtime_env: Mapping[str, str], manifest: DeploymentManifest
+    ) -> ModuleInstance: ...
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ class LocalRuntime:
             start = set(added) | set(recreated)
             for spec in manifest.modules_in_startup_order():
                 if spec.name in start:
-                    await self._create(spec)
+                    await self._create(spec, manifest)
             result = ReconcileResult(
                 tuple(added), tuple(removed), tuple(recreated), tuple(unchanged)
             )
@@ -334,7 +336,7 @@ class LocalRuntime:
             reported[name] = entry
         return reported
 
-    async def _create(self, spec: ModuleSpec) -> None:
+    async def _create(self, spec: ModuleSpec, manifest: DeploymentManifest) -> None:
         if spec.status is not DesiredStatus.RUNNING or self._backend.idle_reason(spec):
             return
         generation_id = self._generation_id_for(spec.name)
@@ -342,7 +344,7 @@ class LocalRuntime:
         if self._on_created is not None:
             self._on_created(spec.name, generation_id)
         instance = self._backend.create(
-            spec, runtime_environment(self._settings, spec, generation_id)
+            spec, runtime_environment(self._settings, spec, generation_id), manifest
         )
         proc = ModuleSupervisor(
             spec.name,

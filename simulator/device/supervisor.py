@@ -106,6 +106,11 @@ class ModuleInstance(Protocol):
     @property
     def pid(self) -> int | None: ...
 
+    @property
+    def started_at(self) -> datetime | None:
+        """When the current run started, as the backend knows it (a container's StartedAt)."""
+        ...
+
     async def launch(self, log_file: BinaryIO) -> None: ...
 
     async def wait_exit(self, stop: asyncio.Event, grace_s: float) -> int: ...
@@ -230,6 +235,7 @@ class ModuleSupervisor:
             self._note(e.reason)
             return
         self._launched = True
+        self._start_time = self.instance.started_at or self._start_time
         self._status = RuntimeStatus.RUNNING
         self._description = "running"
         self._note(f"started {self.instance.identity} generation={self._generation_id}")
@@ -270,6 +276,7 @@ class ModuleSupervisor:
                     return
                 self._restart_count += 1
                 self._restart_time = datetime.now(UTC)
+                self._description = f"{self._exit_reason}; restarting"
                 await self._launch()
         finally:
             # Also reached when this task is cancelled: never leave the module running.

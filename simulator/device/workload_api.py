@@ -47,6 +47,9 @@ class WorkloadApi:
     async def start_unix(self, path: Path) -> str:
         """Listen on ``path``; returns the ``IOTEDGE_WORKLOADURI`` value for it."""
         await self._server.start_unix(path)
+        # Modules run as users of their own (an image's non-root user): like aziot-edged's
+        # workload socket, this one is open to every user of the device.
+        path.chmod(0o666)
         return f"unix://{path}"
 
     async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:

@@ -28,8 +28,11 @@ LAYER_PREFIX = "simulator-layer-"
 _SUFFIXES = (".template.json", f".{PLATFORM}.json", ".json")
 
 
-def from_templates(template: Path, layers: Sequence[Path]) -> tuple[StartupDeployment, ...]:
-    env = local_environment()
+def from_templates(
+    template: Path, layers: Sequence[Path], variables: Mapping[str, str] | None = None
+) -> tuple[StartupDeployment, ...]:
+    """``variables`` over the local ones (the container runtime's registry, say)."""
+    env = {**local_environment(), **(variables or {})}
     try:
         device_manifest(template, layers, PLATFORM, env)  # the composition a device gets
         base = prepare(template, PLATFORM, env).document
