@@ -151,7 +151,7 @@ def remove_containers(
     removed = []
     for container in client.containers.list(all=True, filters={"label": labels}):
         with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
             removed.append(container.name)
     return removed
 
@@ -301,7 +301,8 @@ class ContainerInstance:
         container, self._container = self._container, None
         if container is not None:
             with contextlib.suppress(docker.errors.NotFound):
-                await _call(lambda: container.remove(force=True))
+                # v: its anonymous volumes go with it (named volumes stay, as with docker rm -v).
+                await _call(lambda: container.remove(force=True, v=True))
         await self._join_logs()
 
     def kill_now(self) -> None:
@@ -327,7 +328,7 @@ class ContainerInstance:
         with contextlib.suppress(docker.errors.NotFound):
             old = self._client.containers.get(self.name)
             if old.labels.get(SCOPE_LABEL) == self._settings.scope:
-                old.remove(force=True)
+                old.remove(force=True, v=True)
         for volume in _named_volumes(self.config):
             self._ensure_volume(volume)
         try:

@@ -62,3 +62,11 @@ def push(client: docker.DockerClient, local_tag: str, registry: RegistryEndpoint
             raise AssertionError(f"push of {remote}:{tag} failed: {line['error']}")
     client.images.remove(f"{remote}:{tag}")  # the device must pull it
     return f"{remote}:{tag}"
+
+
+def remove_pulled(client: docker.DockerClient, server: str) -> None:
+    """Remove the images a test's devices pulled from its registry at ``server``."""
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{server}/"):
+                client.images.remove(tag, force=True)

@@ -19,7 +19,7 @@ from simulator.fleet import Fleet
 from simulator.local.containers import container_modules, remove_volumes, scope_for
 from simulator.local.registry import RegistryEndpoint
 from simulator.mqtt.testing import eventually
-from tests.containers.conftest import push
+from tests.containers.conftest import push, remove_pulled
 from tests.integration.e2e_support import (
     DEVICE,
     fleet_settings,
@@ -102,7 +102,7 @@ def manifest(
 
 @asynccontextmanager
 async def fleet_on_containers(
-    client: docker.DockerClient, document: Mapping[str, Any]
+    client: docker.DockerClient, document: Mapping[str, Any], registry: RegistryEndpoint
 ) -> AsyncIterator[Fleet]:
     state_dir = short_state_dir()
     scope = scope_for(state_dir)
@@ -114,6 +114,7 @@ async def fleet_on_containers(
         assert client.containers.list(all=True, filters={"label": f"{SCOPE_LABEL}={scope}"}) == []
     finally:
         remove_volumes(client, scope)
+        remove_pulled(client, registry.server)
 
 
 def agent_module(fleet: Fleet, module: str) -> dict[str, Any]:
@@ -136,7 +137,9 @@ async def test_a_container_gets_what_edge_agent_gives_it(
     engine: docker.DockerClient, probe_image: str, registry: RegistryEndpoint
 ) -> None:
     image = push(engine, probe_image, registry)
-    async with fleet_on_containers(engine, manifest(image, registry, env={"LEVEL": "x"})) as fleet:
+    async with fleet_on_containers(
+        engine, manifest(image, registry, env={"LEVEL": "x"}), registry
+    ) as fleet:
         entry = await reported(fleet, "probe", lambda m: m.get("runtimeStatus") == "running", "up")
         await eventually(lambda: "start number 1" in log_text(fleet, "probe"), 30, "probe output")
         container = engine.containers.get(f"{scope_for(fleet.settings.state_dir)}-{DEVICE}-probe")
@@ -164,7 +167,7 @@ async def test_a_module_that_exits_non_zero_is_restarted_with_backoff_and_report
 ) -> None:
     image = push(engine, probe_image, registry)
     crashing = manifest(image, registry, env={"SLEEP_S": "0.5", "EXIT_CODE": "3"})
-    async with fleet_on_containers(engine, crashing) as fleet:
+    async with fleet_on_containers(engine, crashing, registry) as fleet:
         entry = await reported(
             fleet,
             "probe",
@@ -192,7 +195,7 @@ async def test_an_image_that_cannot_be_pulled_is_reported_while_other_modules_ru
         }
     }
     document = manifest(image, registry, extra=missing_tag)
-    async with fleet_on_containers(engine, document) as fleet:
+    async with fleet_on_containers(engine, document, registry) as fleet:
         missing = await reported(
             fleet, "missing", lambda m: "cannot pull" in m.get("statusDescription", ""), "pull"
         )
@@ -207,7 +210,7 @@ async def test_a_wrong_registry_password_is_reported_with_the_reason(
 ) -> None:
     image = push(engine, probe_image, registry)
     document = manifest(image, registry, password="not-the-password")
-    async with fleet_on_containers(engine, document) as fleet:
+    async with fleet_on_containers(engine, document, registry) as fleet:
         entry = await reported(
             fleet, "probe", lambda m: "cannot pull" in m.get("statusDescription", ""), "refusal"
         )
@@ -224,7 +227,7 @@ async def test_only_a_changed_definition_recreates_the_container_and_stop_remove
     image = push(engine, probe_image, registry)
     bystander = engine.containers.create(probe_image, name=None, network_mode="none")
     try:
-        async with fleet_on_containers(engine, manifest(image, registry)) as fleet:
+        async with fleet_on_containers(engine, manifest(image, registry), registry) as fleet:
             device = fleet.device(DEVICE)
             await reported(fleet, "probe", lambda m: m.get("runtimeStatus") == "running", "up")
             first = device.runtime.instance("probe")
