@@ -29,6 +29,7 @@ from simulator.jsondoc import JsonValue
 from simulator.local import startup
 from simulator.local.containers import ContainerRuntime, container_runtime, remove_volumes
 from simulator.local.modules import CAMERA_LAYER, repo_module_commands
+from simulator.local.registry import RegistryEndpoint
 from simulator.local.tool_env import blob_storage, write_connection_info
 
 
@@ -150,6 +151,9 @@ class ModuleRuntime:
     def variables(self) -> Mapping[str, str] | None:
         return self.containers.variables() if self.containers is not None else None
 
+    def registry(self) -> RegistryEndpoint | None:
+        return self.containers.registry if self.containers is not None else None
+
 
 async def cmd_up(args: argparse.Namespace) -> int:
     async with module_runtime(args) as runtime:
@@ -163,7 +167,7 @@ async def _up(args: argparse.Namespace, runtime: ModuleRuntime) -> int:
     try:
         async with blob_storage(fleet, args.storage_port) as server:
             storage = server.endpoint if server else None
-            path = write_connection_info(fleet, storage)
+            path = write_connection_info(fleet, storage, runtime.registry())
             _print_fleet(fleet)
             if storage is not None:
                 print(f"blob storage (Azurite): {storage.url}")
@@ -196,7 +200,7 @@ async def _demo(args: argparse.Namespace, runtime: ModuleRuntime) -> int:
     first = next(iter(fleet.devices.values()))
     try:
         async with blob_storage(fleet, args.storage_port) as storage:
-            write_connection_info(fleet, storage.endpoint if storage else None)
+            write_connection_info(fleet, storage.endpoint if storage else None, runtime.registry())
             print(
                 f"demo: synthetic camera at {args.fps} fps -> edgeHub -> classifier -> $upstream; Ctrl-C stops"
             )

@@ -28,6 +28,7 @@ import certifi
 
 from simulator.fleet import Fleet
 from simulator.local.blob_storage import AzuriteServer, BlobEndpoint, BlobStorageUnavailableError
+from simulator.local.registry import RegistryEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ async def blob_storage(fleet: Fleet, port: int) -> AsyncIterator[AzuriteServer |
         await server.stop()
 
 
-def write_connection_info(fleet: Fleet, storage: BlobEndpoint | None) -> Path:
+def write_connection_info(
+    fleet: Fleet, storage: BlobEndpoint | None, registry: RegistryEndpoint | None = None
+) -> Path:
     state = fleet.settings.state_dir
     bundle = state / CA_BUNDLE_FILE
     bundle.write_text(Path(certifi.where()).read_text() + "\n" + fleet.ca_path.read_text())
@@ -85,6 +88,8 @@ def write_connection_info(fleet: Fleet, storage: BlobEndpoint | None) -> Path:
         "moduleEnvironment": "python -m simulator module-env --device DEVICE --module MODULE",
         "upstreamStore": str(state / "upstream.sqlite"),
         "storageConnectionString": storage.connection_string() if storage else None,
+        # The image registry of --runtime docker, as iotedgedev's .env names it.
+        "containerRegistry": registry.variables() if registry else None,
     }
     path = state / CONNECTION_FILE
     path.write_text(json.dumps(info, indent=2))
@@ -109,6 +114,7 @@ def tool_variables(state_dir: Path) -> dict[str, str]:
         "EDGE_SIM_DEVICE_ID": info["deviceId"],
         "EDGE_SIM_DEVICE_IDS": ",".join(d["deviceId"] for d in info.get("devices") or []),
     }
+    values.update(info.get("containerRegistry") or {})
     return {name: str(value) for name, value in values.items() if value}
 
 
