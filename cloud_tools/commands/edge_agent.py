@@ -38,8 +38,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     logs = commands.add_parser(
         "logs",
         help="a module's logs from a device (edgeAgent's GetModuleLogs)",
-        description="Prints a module's log lines as the module wrote them. The device keeps "
-        "them; gzip keeps more under the 128 KB a direct method can carry.",
+        description="Prints a module's log lines as the module wrote them, from the device's "
+        "edgeAgent. One answer carries about 127 KB of compressed logs at most: narrow a "
+        "long log with --tail or --since.",
     )
     _target(logs)
     logs.add_argument("--tail", type=_count, help="only the last N lines")

@@ -44,6 +44,13 @@ while True:
     log.debug("tick %d", tick)
     time.sleep(0.05)
 """
+# 200 lines of 1,000 characters at start: more than a direct method may carry uncompressed.
+CHATTY = """
+import sys, time
+for n in range(200):
+    print(f"<6> line {n:03d} " + "x" * 990, flush=True)
+time.sleep(600)
+"""
 EDGE_AGENT = "$edgeAgent"
 
 
@@ -92,11 +99,18 @@ def talker_command() -> ModuleCommand:
     )
 
 
+def chatty_command() -> ModuleCommand:
+    return ModuleCommand([sys.executable, "-I", "-S", "-c", textwrap.dedent(CHATTY)])
+
+
 @asynccontextmanager
 async def talking_device(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Device]:
-    """The device with the talker running and some ticks logged."""
-    content = manifest_content({"talker": module(restart="always")})
-    async with running_simulator(content, {"talker": talker_command()}) as sim:
+    """The device with the talker running and some ticks logged (and the chatty module)."""
+    content = manifest_content(
+        {"talker": module(restart="always"), "chatty": module(restart="always")}
+    )
+    commands = {"talker": talker_command(), "chatty": chatty_command()}
+    async with running_simulator(content, commands) as sim:
         trust_simulator(monkeypatch, sim)
         device = Device(sim, HubService(sim.hub_connection_string()))
         runtime = sim.device(DEVICE).runtime

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from simulator.mqtt.testing import eventually
-from tests.integration.e2e_support import SDK_SOCKET_LEAK
+from tests.integration.e2e_support import DEVICE, SDK_SOCKET_LEAK
 from tests.integration.edge_agent_methods_support import talking_device
 
 pytestmark = [SDK_SOCKET_LEAK]
@@ -106,8 +106,28 @@ async def test_since_and_until_cut_by_the_time_each_line_arrived(monkeypatch):
 async def test_ids_are_case_insensitive_regexes_and_an_unmatched_id_adds_nothing(monkeypatch):
     async with talking_device(monkeypatch) as device:
         assert [e["id"] for e in await device.logs(item_id="TALK", tail=1)] == ["talker"]
-        assert [e["id"] for e in await device.logs(item_id="all", tail=1)] == ["talker"]
+        assert [e["id"] for e in await device.logs(item_id="all", tail=1)] == ["talker", "chatty"]
+        both = await device.logs(item_id="t", tail=1)  # "t" is in both names
+        assert [e["id"] for e in both] == ["talker", "chatty"]
         assert await device.logs(item_id="^nosuchmodule$") == []
+
+
+async def test_more_logs_than_a_method_carries_are_refused_unless_gzip_makes_them_fit(
+    monkeypatch,
+):
+    async with talking_device(monkeypatch) as device:
+        await eventually(
+            lambda: "line 199" in device.sim.device(DEVICE).runtime.log_path("chatty").read_text(),
+            30,
+            "the chatty module's 200 lines",
+        )
+        too_large = await device.call(
+            "GetModuleLogs", {"schemaVersion": "1.0", "items": [{"id": "chatty"}]}
+        )
+        [packed] = await device.logs(item_id="chatty", encoding="gzip")
+    assert too_large[0] == 400
+    assert "The payload is too large for a direct method" in too_large[1]["message"]
+    assert len(gzip.decompress(base64.b64decode(packed["payloadBytes"])).splitlines()) == 200
 
 
 @pytest.mark.parametrize(
