@@ -1,4 +1,5 @@
-"""One simulated IoT Edge device: its edgeHub endpoint, workload API, runtime and agent.
+"""One simulated IoT Edge device: its edgeHub endpoint, workload API, runtime and agent (with
+edgeAgent's built-in direct methods, which the hub reaches through ``DeviceEndpoint``).
 
 Start order matters: the edgeHub MQTT endpoint and the workload API first, then the agent,
 which reconciles the deployment the device's twins hold, and the runtime starts modules that
