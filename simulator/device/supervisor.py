@@ -281,12 +281,21 @@ class ModuleSupervisor:
                 delay_s = self._backoff.delay_s(self._restart_count)
                 self._status = RuntimeStatus.BACKOFF
                 self._description = f"{self._exit_reason}; restarting in {delay_s:g} s"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_requested.wait(), delay_s)
+                # A restart requested during the backoff starts the module at once.
+                wake = _either(self._stop_requested, self._restart_requested)
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), delay_s)
+                finally:
+                    wake.close()
                 if self._stop_requested.is_set():
                     self._settle(RuntimeStatus.STOPPED, "stopped during backoff")
                     return
-                self._restart_count += 1
+                if self._restart_requested.is_set():
+                    self._restart_requested.clear()
+                    self._note("restarted on request during backoff")
+                else:
+                    self._restart_count += 1
                 self._restart_time = datetime.now(UTC)
                 await self._launch()
         finally:
