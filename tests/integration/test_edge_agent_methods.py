@@ -175,6 +175,10 @@ async def test_restart_module_restarts_it_and_the_agent_reports_the_restart(monk
             "the talker running again with a new pid",
         )
         after = device.talker_report()
+        raw_log = device.sim.device(DEVICE).runtime.log_path("talker")
+        await eventually(
+            lambda: raw_log.read_text().count("talker - started") == 2, 10, "the second start"
+        )
         started_lines = await device.text_lines(regex="started$")
     assert after["runtimeStatus"] == "running"
     assert datetime.fromisoformat(after["lastRestartTimeUtc"]) >= started_at
