@@ -4,6 +4,8 @@
     model rollout                     a model to a fleet through a layered deployment, canary first
     fleet status|deployments          what each device runs; the deployments and their metrics
     invoke                            a module's direct method
+    logs                              a module's log lines from a device (tail, level, since)
+    restart                           a module on a device, stopped and started again
     deploy                            a deployment manifest to one device
     monitor                           device-to-cloud messages
     keys new|sign                     the model-signing key pair
@@ -30,6 +32,7 @@ from types import ModuleType
 
 from cloud_tools.commands import (
     deploy,
+    edge_agent,
     fleet,
     invoke,
     keys,
@@ -45,6 +48,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     model,
     fleet,
     invoke,
+    edge_agent,
     deploy,
     monitor,
     keys,

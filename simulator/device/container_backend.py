@@ -47,7 +47,7 @@ from docker.models.containers import Container
 
 from simulator.deployment.manifest import DeploymentManifest, ModuleSpec
 from simulator.device.process_backend import echo_lines
-from simulator.device.supervisor import LaunchError
+from simulator.device.supervisor import LaunchError, LogLine
 
 __all__ = [
     "OWNER_LABEL",
@@ -304,6 +304,38 @@ class ContainerInstance:
                 # v: its anonymous volumes go with it (named volumes stay, as with docker rm -v).
                 await _call(lambda: container.remove(force=True, v=True))
         await self._join_logs()
+
+    async def read_logs(
+        self, since: datetime | None, until: datetime | None, tail: int | None
+    ) -> list[LogLine]:
+        """What the container wrote, across its restarts, from the engine's own log (the
+        json-file driver's, or whatever ``LogConfig`` chose), each line with its timestamp."""
+        container = self._container
+        if container is None:
+            return []
+        # The engine's time bounds are whole seconds: the exact ones are applied to each line
+        # below, and so is the tail when there are bounds, so it counts only lines within them.
+        exact = since is None and until is None and tail is not None
+        options: dict[str, Any] = {"timestamps": True, "tail": tail if exact else "all"}
+        if since is not None:
+            options["since"] = int(since.timestamp())
+        if until is not None:
+            options["until"] = int(until.timestamp()) + 1
+        try:
+            raw: bytes = await _call(lambda: container.logs(**options))
+        except docker.errors.APIError as e:
+            raise LaunchError(f"cannot read the logs of {self.name}: {_explain(e)}", 0) from e
+        lines = []
+        for line in raw.decode(errors="replace").splitlines():
+            stamp, _, text = line.partition(" ")
+            moment = _docker_time(stamp)
+            if moment is None:
+                continue
+            if (since is None or moment >= since) and (until is None or moment <= until):
+                lines.append(LogLine(moment, text))
+        if tail is not None:
+            lines = lines[max(0, len(lines) - tail) :]
+        return lines
 
     def kill_now(self) -> None:
         container = self._container

@@ -1,4 +1,5 @@
-"""One simulated IoT Edge device: its edgeHub endpoint, workload API, runtime and agent.
+"""One simulated IoT Edge device: its edgeHub endpoint, workload API, runtime and agent (with
+edgeAgent's built-in direct methods, which the hub reaches through ``DeviceEndpoint``).
 
 Start order matters: the edgeHub MQTT endpoint and the workload API first, then the agent,
 which reconciles the deployment the device's twins hold, and the runtime starts modules that
@@ -20,7 +21,8 @@ from pathlib import Path
 from simulator.certs import CertificateSet
 from simulator.deployment.manifest import DeploymentManifest
 from simulator.deployment.routes import Router
-from simulator.device.agent import EdgeAgent
+from simulator.device.agent import EDGE_AGENT, EdgeAgent
+from simulator.device.agent_methods import AgentMethods, BlobLogUploader, DeviceEndpoint
 from simulator.device.edgehub import EdgeHub
 from simulator.device.runtime import (
     EdgeRuntimeSettings,
@@ -31,6 +33,7 @@ from simulator.device.runtime import (
 )
 from simulator.device.workload_api import WorkloadApi
 from simulator.hub.device_link import DeviceLink
+from simulator.methods import LoopbackTransport, in_process_dispatcher
 from simulator.mqtt import MqttServer
 from simulator.mqtt.session_store import SessionStore
 
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 MQTT_PORT = 8883
 WORKLOAD_SOCKET = "workload.sock"
 SESSIONS_FILE = "sessions.sqlite"
+# What RestartModule allows a module to start again, beyond the stop grace period.
+_RESTART_START_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class EdgeDevice:
         workload_api: WorkloadApi,
         runtime: LocalRuntime,
         agent: EdgeAgent,
+        agent_methods: AgentMethods,
+        agent_transport: LoopbackTransport,
         detach: Callable[[], None],
     ) -> None:
         self.settings = settings
@@ -85,6 +92,8 @@ class EdgeDevice:
         self.workload_api = workload_api
         self.runtime = runtime
         self.agent = agent
+        self.agent_methods = agent_methods
+        self._agent_transport = agent_transport
         self._detach = detach
 
     @classmethod
@@ -124,12 +133,35 @@ class EdgeDevice:
             )
             undo.callback(runtime.kill_now)
             undo.push_async_callback(runtime.stop)
-            detach = link.attach(edgehub)
+            agent_methods = AgentMethods(
+                runtime,
+                BlobLogUploader(link.hub_host_name, settings.device_id, settings.ca_file),
+                iothub=link.hub_host_name,
+                device_id=settings.device_id,
+                restart_timeout_s=settings.stop_grace_s + _RESTART_START_S,
+            )
+            undo.push_async_callback(agent_methods.close)
+            agent_calls, agent_transport = in_process_dispatcher()
+            agent_transport.register(settings.device_id, EDGE_AGENT, agent_methods.handle)
+            undo.push_async_callback(agent_transport.close)
+            detach = link.attach(DeviceEndpoint(edgehub, agent_calls))
             undo.callback(detach)
             agent = EdgeAgent(link, runtime, edgehub, settings.report_interval_s)
             await agent.start()
             undo.pop_all()
-        device = cls(settings, link, sessions, edgehub, mqtt, workload_api, runtime, agent, detach)
+        device = cls(
+            settings,
+            link,
+            sessions,
+            edgehub,
+            mqtt,
+            workload_api,
+            runtime,
+            agent,
+            agent_methods,
+            agent_transport,
+            detach,
+        )
         log.info(
             "device %s up: edgeHub %s:%d", settings.device_id, settings.address, settings.mqtt_port
         )
@@ -150,6 +182,10 @@ class EdgeDevice:
 
     async def stop(self) -> None:
         try:
+            # edgeAgent's methods end first: a log upload must not read a module being stopped.
+            self._agent_transport.unregister(self.device_id, EDGE_AGENT)
+            await self._agent_transport.close()
+            await self.agent_methods.close()
             await self.agent.stop()  # stops the modules, then reports the agent gone
         finally:
             self.runtime.kill_now()  # a no-op unless stopping failed

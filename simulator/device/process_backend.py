@@ -6,6 +6,9 @@ group holds the module and everything it spawns: stopping signals the whole grou
 the module's main process exits on its own the rest of the group is killed, as Docker does
 when a container's PID 1 exits. Nothing a module starts outlives it.
 
+Every output line is also kept with its arrival time (``line_log.py``, beside the raw
+``<module>.log``), which is what edgeAgent's log methods read.
+
 Output goes through a pipe this module creates itself rather than one owned by the asyncio
 subprocess transport: in Python 3.11 ``Process.wait()`` only returns once every pipe it owns is
 closed, so a grandchild holding stdout would hide the module's exit.
@@ -26,7 +29,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from simulator.deployment.manifest import DeploymentManifest, DesiredStatus, ModuleSpec
-from simulator.device.supervisor import LaunchError
+from simulator.device.line_log import TimestampedLineLog, timestamped_log_path
+from simulator.device.supervisor import LaunchError, LogLine
 
 __all__ = ["ModuleCommand", "ProcessBackend", "ProcessInstance", "process_environment"]
 
@@ -148,6 +152,7 @@ class ProcessInstance:
         self._pump: asyncio.Task[None] | None = None
         self._log_file: BinaryIO | None = None
         self.started_at: datetime | None = None
+        self._lines: TimestampedLineLog | None = None
 
     @property
     def identity(self) -> str:
@@ -161,6 +166,8 @@ class ProcessInstance:
     async def launch(self, log_file: BinaryIO) -> None:
         self._log_file = log_file
         self.started_at = datetime.now(UTC)
+        if self._lines is None:
+            self._lines = TimestampedLineLog(timestamped_log_path(Path(log_file.name)))
         read_fd, write_fd = os.pipe()
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -207,6 +214,16 @@ class ProcessInstance:
 
     async def discard(self) -> None:
         await self._drain_output()
+        if self._lines is not None:
+            self._lines.close()
+
+    async def read_logs(
+        self, since: datetime | None, until: datetime | None, tail: int | None
+    ) -> list[LogLine]:
+        lines = self._lines
+        if lines is None:
+            return []
+        return await asyncio.to_thread(lines.read, since, until, tail)
 
     def kill_now(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -235,17 +252,22 @@ class ProcessInstance:
             while chunk := await reader.read(_READ_CHUNK_BYTES):
                 if self._log_file is not None and not self._log_file.closed:
                     self._log_file.write(chunk)
-                if self._echo:
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    if len(pending) > _READ_CHUNK_BYTES:
-                        # Bounded: output without newlines is echoed in pieces.
-                        lines.append(pending)
-                        pending = b""
-                    echo_lines(self.name, lines)
-            if pending and self._echo:
-                echo_lines(self.name, [pending])
+                *lines, pending = (pending + chunk).split(b"\n")
+                if len(pending) > _READ_CHUNK_BYTES:
+                    # Bounded: output without newlines is kept (and echoed) in pieces.
+                    lines.append(pending)
+                    pending = b""
+                self._keep_lines(lines)
+            if pending:
+                self._keep_lines([pending])
         finally:
             transport.close()
+
+    def _keep_lines(self, lines: list[bytes]) -> None:
+        if self._lines is not None:
+            self._lines.append(lines, datetime.now(UTC))
+        if self._echo:
+            echo_lines(self.name, lines)
 
 
 def echo_lines(module: str, lines: Sequence[bytes]) -> None:

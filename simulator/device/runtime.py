@@ -23,6 +23,7 @@ Typical use, with the identity registry owning generation ids as IoT Hub does::
     await runtime.start(load_manifest(path))
     await runtime.apply(new_manifest)  # on applyConfigurationContent
     await runtime.restart_module("classifier")  # edgeAgent's RestartModule method
+    lines = await runtime.module_logs("classifier", since, None, 100)  # GetModuleLogs
     await runtime.stop()
 """
 
@@ -48,6 +49,7 @@ from simulator.device.process_backend import ModuleCommand, ProcessBackend, proc
 from simulator.device.supervisor import (
     BackoffPolicy,
     LaunchError,
+    LogLine,
     ModuleInstance,
     ModuleReport,
     ModuleSupervisor,
@@ -61,6 +63,7 @@ __all__ = [
     "EdgeRuntimeSettings",
     "LocalRuntime",
     "LocalRuntimeError",
+    "LogLine",
     "ModuleBackend",
     "ModuleCommand",
     "ModuleReport",
@@ -275,6 +278,22 @@ class LocalRuntime:
             await supervisor.restart()
         except LaunchError as e:
             raise LocalRuntimeError(str(e)) from e
+
+    def module_names(self) -> list[str]:
+        """The current deployment's modules (system modules aside), in manifest order."""
+        return list(self._specs)
+
+    async def module_logs(
+        self, module: str, since: datetime | None, until: datetime | None, tail: int | None
+    ) -> list[LogLine]:
+        """What ``module`` wrote (see ``ModuleInstance.read_logs``); nothing for a module of
+        the deployment that was never started."""
+        supervisor = self._procs.get(module)
+        if supervisor is not None:
+            return await supervisor.instance.read_logs(since, until, tail)
+        if module in self._specs:
+            return []
+        raise LocalRuntimeError(f"module {module!r} is not in this device's deployment")
 
     async def stop(self) -> None:
         """Stop every module (SIGTERM, SIGKILL after the grace period). Idempotent."""

@@ -26,6 +26,7 @@ from simulator.deployment.manifest import RestartPolicy
 __all__ = [
     "BackoffPolicy",
     "LaunchError",
+    "LogLine",
     "ModuleInstance",
     "ModuleReport",
     "ModuleSupervisor",
@@ -89,13 +90,23 @@ class LaunchError(Exception):
         self.exit_code = exit_code
 
 
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a module's output (stdout and stderr together), without its newline,
+    stamped with the time the runtime received it (UTC), as ``docker logs --timestamps``."""
+
+    timestamp: datetime
+    text: str
+
+
 class ModuleInstance(Protocol):
     """One created module as a backend runs it: a process group, or a container.
 
     ``launch`` starts it (again, after an exit: a restart reuses the instance); ``wait_exit``
     returns its exit code, stopping it first (SIGTERM, then SIGKILL after ``grace_s``) if
     ``stop`` is set before it exits; ``discard`` frees what it holds once it is stopped for
-    good; ``kill_now`` is a synchronous last resort for finalizers.
+    good; ``kill_now`` is a synchronous last resort for finalizers. ``read_logs`` returns
+    what it has written, across restarts, for edgeAgent's log methods.
     """
 
     @property
@@ -118,6 +129,13 @@ class ModuleInstance(Protocol):
     async def discard(self) -> None: ...
 
     def kill_now(self) -> None: ...
+
+    async def read_logs(
+        self, since: datetime | None, until: datetime | None, tail: int | None
+    ) -> list[LogLine]:
+        """Its output lines, oldest first: those stamped ``since <= t <= until`` (either bound
+        may be absent), then only the last ``tail`` of them (None: all)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -269,12 +287,21 @@ class ModuleSupervisor:
                 delay_s = self._backoff.delay_s(self._restart_count)
                 self._status = RuntimeStatus.BACKOFF
                 self._description = f"{self._exit_reason}; restarting in {delay_s:g} s"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_requested.wait(), delay_s)
+                # A restart requested during the backoff starts the module at once.
+                wake = _either(self._stop_requested, self._restart_requested)
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), delay_s)
+                finally:
+                    wake.close()
                 if self._stop_requested.is_set():
                     self._settle(RuntimeStatus.STOPPED, "stopped during backoff")
                     return
-                self._restart_count += 1
+                if self._restart_requested.is_set():
+                    self._restart_requested.clear()
+                    self._note("restarted on request during backoff")
+                else:
+                    self._restart_count += 1
                 self._restart_time = datetime.now(UTC)
                 self._description = f"{self._exit_reason}; restarting"
                 await self._launch()

@@ -91,6 +91,11 @@ def module(
 
 
 def manifest(modules: dict[str, dict[str, Any]]) -> DeploymentManifest:
+    return parse_manifest(manifest_content(modules))
+
+
+def manifest_content(modules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A whole deployment (``modulesContent``) running ``modules`` beside the system modules."""
     system = {"type": "docker", "settings": {"image": "mcr.microsoft.com/azureiotedge-agent:1.5"}}
     hub = {
         "type": "docker",
@@ -98,21 +103,19 @@ def manifest(modules: dict[str, dict[str, Any]]) -> DeploymentManifest:
         "restartPolicy": "always",
         "settings": {"image": "mcr.microsoft.com/azureiotedge-hub:1.5"},
     }
-    return parse_manifest(
-        {
-            "modulesContent": {
-                "$edgeAgent": {
-                    "properties.desired": {
-                        "schemaVersion": "1.1",
-                        "runtime": {"type": "docker", "settings": {}},
-                        "systemModules": {"edgeAgent": system, "edgeHub": hub},
-                        "modules": modules,
-                    }
-                },
-                "$edgeHub": {"properties.desired": {"schemaVersion": "1.2", "routes": {}}},
-            }
+    return {
+        "modulesContent": {
+            "$edgeAgent": {
+                "properties.desired": {
+                    "schemaVersion": "1.1",
+                    "runtime": {"type": "docker", "settings": {}},
+                    "systemModules": {"edgeAgent": system, "edgeHub": hub},
+                    "modules": modules,
+                }
+            },
+            "$edgeHub": {"properties.desired": {"schemaVersion": "1.2", "routes": {}}},
         }
-    )
+    }
 
 
 async def wait_until(

@@ -3,6 +3,7 @@ child processes."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 
@@ -191,3 +192,21 @@ async def test_a_command_that_cannot_start_is_reported_failed(make_runtime, tmp_
     report = runtime.module_reports()["m"]
     assert report.exit_code == 127
     assert "cannot start" in report.status_description
+
+
+async def test_a_restart_requested_during_backoff_starts_the_module_at_once(make_runtime, tmp_path):
+    starts = tmp_path / "starts"
+    backoff = BackoffPolicy(unit_s=30.0, max_s=30.0, stable_after_s=60.0, max_restarts=None)
+    runtime = make_runtime({"m": py(START_THEN_EXIT, starts, 1)}, backoff=backoff)
+    await runtime.start(manifest({"m": module(restart="on-failure")}))
+    # The first restart is immediate; the second would wait 30 s.
+    await wait_until(
+        lambda: len(start_times(starts)) >= 2
+        and runtime.module_reports()["m"].runtime_status is RuntimeStatus.BACKOFF,
+        what="the second backoff",
+    )
+    await runtime.restart_module("m")
+    await wait_until(lambda: len(start_times(starts)) >= 3, what="a start on request")
+    await asyncio.sleep(0.5)  # a request left pending would restart it once more
+    assert len(start_times(starts)) == 3
+    assert runtime.module_reports()["m"].restart_count == 1  # a request is not a crash
