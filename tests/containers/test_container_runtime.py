@@ -14,6 +14,7 @@ from typing import Any
 import docker
 import pytest
 
+from cloud_tools.hub_service import HubService
 from simulator.device.container_backend import OWNER_LABEL, SCOPE_LABEL
 from simulator.fleet import Fleet
 from simulator.local.containers import container_modules, remove_volumes, scope_for
@@ -253,3 +254,47 @@ def _parsed(document: Mapping[str, Any]) -> Any:
     from simulator.deployment.manifest import parse_manifest
 
     return parse_manifest(document)
+
+
+async def test_edge_agent_methods_read_logs_from_the_container_and_restart_it(
+    engine: docker.DockerClient,
+    probe_image: str,
+    registry: RegistryEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = push(engine, probe_image, registry)
+    async with fleet_on_containers(engine, manifest(image, registry), registry) as fleet:
+        await eventually(lambda: "start number 1" in log_text(fleet, "probe"), 60, "probe up")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fleet.ca_path))
+        hub = HubService(fleet.hub_connection_string())
+
+        async def call(method: str, payload: Any) -> tuple[int, Any]:
+            return await asyncio.to_thread(hub.invoke, DEVICE, "$edgeAgent", method, payload, 60)
+
+        logs_request = {
+            "schemaVersion": "1.0",
+            "items": [{"id": "^probe$", "filter": {"tail": 2}}],
+            "encoding": "none",
+            "contentType": "json",
+        }
+        status, answer = await call("GetModuleLogs", logs_request)
+        assert status == 200, answer
+        [entry] = answer
+        before = container_of(engine, fleet, "probe")
+        status, restarted = await call("RestartModule", {"schemaVersion": "1.0", "id": "probe"})
+        assert status == 200, restarted
+        await eventually(lambda: "start number 2" in log_text(fleet, "probe"), 60, "restarted")
+        after = container_of(engine, fleet, "probe")
+        status, _ = await call("ping", None)
+    assert entry["id"] == "probe"
+    assert [record["text"] for record in json.loads(entry["payload"])] == [
+        "probe: edgeHub resolves to " + fleet.device(DEVICE).address,
+        "probe: start number 1",
+    ]
+    # The same container restarted (its id kept, its volume counting), not a new one.
+    assert after.id == before.id and after.attrs["RestartCount"] == before.attrs["RestartCount"]
+    assert status == 200
+
+
+def container_of(client: docker.DockerClient, fleet: Fleet, module: str) -> Any:
+    return client.containers.get(f"{scope_for(fleet.settings.state_dir)}-{DEVICE}-{module}")
