@@ -45,21 +45,6 @@ install_missing() {
     { cat "$DIR/apt.log" >&2; die "installing ${missing[*]} failed"; }
 }
 
-# arm64 images build and run here through qemu-user. The F flag makes the kernel open the
-# interpreter when it is registered, so it works inside containers' own root filesystems too.
-register_arm64_emulation() {
-  local binfmt=/proc/sys/fs/binfmt_misc
-  [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt" ||
-    { say "cannot mount binfmt_misc: arm64 images will not build"; return 0; }
-  [ -e "$binfmt/qemu-aarch64" ] && return 0
-  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true
-  [ -e "$binfmt/qemu-aarch64" ] && return 0
-  local magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
-  local mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
-  printf ':qemu-aarch64:M::%s:%s:%s:OCF\n' "$magic" "$mask" "$(command -v qemu-aarch64-static)" \
-    >"$binfmt/register" || say "cannot register qemu-aarch64: arm64 images will not build"
-}
-
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # The kernel's start time of a process (field 22 of /proc/PID/stat) tells a process from a
@@ -133,7 +118,7 @@ stop_recorded() {
 cmd_up() {
   mkdir -p "$DIR"
   install_missing
-  register_arm64_emulation
+  "$ROOT/scripts/containers/arm64-emulation.sh"
   # One `up` at a time over the shared folder, so two checkouts never start two engines.
   exec 9>"$DIR/lock"
   flock 9
