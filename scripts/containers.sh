@@ -16,9 +16,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${EDGE_CONTAINERS_DIR:-$HOME/.cache/edge-classifier/containers}"
 SOCK="$DIR/docker.sock"
 CONTAINERD_SOCK="$DIR/containerd.sock"
-# Which processes this checkout started (PID and kernel start time each), so `down` stops
-# those and nothing else: another checkout's `up` that found the engine running left none.
-MARKER="$ROOT/.run/containers/started"
+# Which processes this checkout started for this engine folder (PID and kernel start time
+# each), so `down` stops those and nothing else: another checkout's `up` that found the
+# engine running left none, and an engine in another folder has a marker of its own.
+MARKER="$ROOT/.run/containers/started-$(printf '%s' "$DIR" | sha256sum | cut -c1-12)"
 START_TIMEOUT_S=60
 STOP_TIMEOUT_S=30
 export DOCKER_HOST="unix://$SOCK"
@@ -98,7 +99,9 @@ EOF
 
 stop_recorded() {
   local name="$1" pid="$2" started="$3"
-  if [ "$(start_time_of "$pid")" != "$started" ]; then
+  # The same start time, and a command line naming this engine's folder: the very process.
+  if [ "$(start_time_of "$pid")" != "$started" ] ||
+    ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF " $DIR/"; then
     say "$name (pid $pid) already ended"
     return 0
   fi

@@ -22,6 +22,9 @@ import pytest
 
 from tests.conftest import REPO, TESTDATA
 
+# The deployment tests' installer of pinned tools (scripts/tools.sh), a fixture here too.
+from tests.deploy.conftest import tool  # noqa: F401
+
 BUILD_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 300
 BASES = {
