@@ -12,6 +12,7 @@
     quantize                          a static INT8 copy of a model, checked on held-out data
     score-video                       every frame of whole videos scored, locally or on Ray
     genconfig                         deployment manifests from templates, as iotedgedev does
+    build                             the module images a template uses (and push), as iotedgedev does
 
 Each command is a module exposing ``register(subparsers)``, which adds its parser and sets
 ``run`` (``args -> exit code``) as its default. The tuple below is the whole command set:
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from cloud_tools.commands import (
+    build,
     deploy,
     edge_agent,
     fleet,
@@ -55,6 +57,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     quantize,
     score_video,
     genconfig_command,
+    build,
 )
 
 
