@@ -8,8 +8,9 @@ import json
 import pytest
 
 from classifier.errors import FrameError, FrameErrorCode
-from classifier.frames import PixelFormat, normalise_time
+from classifier.frames import PixelFormat
 from classifier.intake import frame_requests
+from classifier.intake.message_meta import normalise_time
 from edge_module.hub import InboundMessage
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
