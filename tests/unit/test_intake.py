@@ -56,6 +56,16 @@ def test_unsupported_raw_pixel_format_is_refused() -> None:
     assert refused(msg).code is FrameErrorCode.RAW_FORMAT
 
 
+@pytest.mark.parametrize("key", ["pixel_format", "pixelFormat"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_present_but_empty_pixel_format_is_an_unsupported_raw_format(
+    key: str, value: str
+) -> None:
+    msg = message(b"\x00" * 12, None, **{key: value, "width": "2", "height": "2"})
+    error = refused(msg)
+    assert error.code is FrameErrorCode.RAW_FORMAT, error
+
+
 def test_raw_buffer_without_integer_size_is_refused() -> None:
     msg = message(b"\x00" * 12, None, pixel_format="rgb24", width="two", height="2")
     assert refused(msg).code is FrameErrorCode.DIMENSIONS

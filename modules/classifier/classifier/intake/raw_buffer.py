@@ -10,13 +10,17 @@ from classifier.frames import FrameMeta, FrameRequest, PixelFormat, RawLayout
 from classifier.intake.envelope import shown
 
 RAW_TYPES = {"application/octet-stream", "image/x-raw"}
+_PIXEL_FORMAT_KEYS = ("pixel_format", "pixelFormat")
 
 
 def raw_layout_from(properties: Mapping[str, str]) -> RawLayout | None:
     """The raw-buffer layout if the properties describe one, else None (an encoded image)."""
-    fmt = properties.get("pixel_format") or properties.get("pixelFormat")
-    if fmt is None:
+    # Presence decides, not truthiness: an empty pixel_format is a raw buffer in a format we
+    # do not support, not an encoded image.
+    key = next((k for k in _PIXEL_FORMAT_KEYS if k in properties), None)
+    if key is None:
         return None
+    fmt = properties[key]
     try:
         pixel_format = PixelFormat(str(fmt).strip().lower())
     except ValueError:
