@@ -59,10 +59,13 @@ async def cmd_messages(args: argparse.Namespace) -> int:
     store = UpstreamStore.open(store_path)
     where = MessageFilter(module_id=args.module, output_name=args.output)
     try:
-        for stored in store.read(after_sequence=0, where=where, limit=args.last or None):
+        printed = store.newest(args.last, where) if args.last else store.read(where=where)
+        for stored in printed:
             print(json.dumps(stored.to_json()))
         if args.follow:
-            async for stored in store.follow(where=where):
+            # On from what was read, so nothing stored in between is lost.
+            last = printed[-1].sequence_number if printed else store.last_sequence()
+            async for stored in store.follow(after_sequence=last, where=where):
                 print(json.dumps(stored.to_json()), flush=True)
     finally:
         store.close()
@@ -227,7 +230,10 @@ def _parser() -> argparse.ArgumentParser:
     messages.add_argument("--module")
     messages.add_argument("--output")
     messages.add_argument(
-        "--last", type=int, default=0, help="at most this many stored messages first"
+        "--last",
+        type=int,
+        default=0,
+        help="print only the newest N stored messages (oldest of them first); default: all",
     )
     return parser
 
