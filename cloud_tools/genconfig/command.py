@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "file); images from modules/<folder>/module.json. The result is checked (schemas, "
             "no '$' left, routes against the modules' endpoints, images against module.json) "
             "and nothing is written when a check fails. A layered template is checked on top "
-            "of its base."
+            "of its base (--base, or the solution's deployment template); when the solution's "
+            "deployment template is itself a layer, the layer is checked on its own."
         ),
     )
     parser.add_argument(
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    for note in generated.notes:
+        print(f"genconfig: note: {note}", file=sys.stderr)
     path = write_manifest(generated, cwd)
     print(f"genconfig: {template} -> {path.relative_to(cwd) if path.is_relative_to(cwd) else path}")
     return 0

@@ -50,6 +50,8 @@ class Generated:
     file_name: str
     images: ImageMap
     env: Mapping[str, str]
+    # What the checks could not cover, for the operator (e.g. a layer with no base to check on).
+    notes: tuple[str, ...] = ()
 
     @property
     def layered(self) -> bool:
