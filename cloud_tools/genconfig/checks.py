@@ -137,7 +137,10 @@ def _why_unexpanded(reference: str, generated: list[Generated]) -> str:
             platform = f"{first.platform}.debug"
         module_json = modules_root / folder / MODULE_JSON
         if not module_json.parent.is_dir():
-            return f"there is no module folder {module_json.parent}"
+            return (
+                f"there is no module folder {module_json.parent} (modules are looked up in "
+                "modules/ beside the template; --modules names another folder)"
+            )
         if not module_json.is_file():
             return f"{module_json} is missing, so iotedgedev leaves the placeholder as is"
         listed = load_module_image(module_json.parent, first.env).platforms

@@ -32,6 +32,7 @@ __all__ = [
     "expand_json",
     "expand_variables",
     "load_environment",
+    "modules_path",
     "setting",
 ]
 
@@ -74,6 +75,12 @@ def load_environment(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
         if not merged.get(name, "").strip():
             merged[name] = default
     return merged
+
+
+def modules_path(modules_dir: Path | None) -> dict[str, str]:
+    """``MODULES_PATH`` naming ``modules_dir`` wherever the template is (absolute: iotedgedev
+    reads it relative to the template's folder); nothing when no folder is named."""
+    return {} if modules_dir is None else {"MODULES_PATH": str(modules_dir.resolve())}
 
 
 def setting(env: Mapping[str, str], name: str) -> str:

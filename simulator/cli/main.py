@@ -154,7 +154,13 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
         "saved connection strings keep working; any free port the first time; 0: any)",
     )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--template", type=Path, default=TEMPLATE, help="base deployment template")
+    group.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE,
+        help="base deployment template; its modules' module.json files are looked up in "
+        "modules/ beside the template, as in an iotedgedev solution folder (see --modules)",
+    )
     group.add_argument(
         "--manifest",
         type=Path,
@@ -170,6 +176,12 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--base-only", action="store_true", help="no default layer: the base deployment alone"
+    )
+    p.add_argument(
+        "--modules",
+        type=Path,
+        help="with --template: the modules folder (DIR/<name>/module.json) that the templates' "
+        "${MODULES.<name>} images come from (default: modules/ beside the template)",
     )
     p.add_argument(
         "--source",

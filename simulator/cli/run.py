@@ -54,7 +54,7 @@ def startup_deployments(args: argparse.Namespace) -> tuple[StartupDeployment, ..
         deployments = startup.from_manifests(args.manifest, args.layer or [])
     else:
         layers = args.layer if args.layer is not None else [] if args.base_only else [CAMERA_LAYER]
-        deployments = startup.from_templates(args.template, layers)
+        deployments = startup.from_templates(args.template, layers, args.modules)
     if getattr(args, "source", None):
         if not any(_defines(d, "framesource") for d in deployments):
             raise SimulatorError("--source needs the frame source (the camera layer)")

@@ -28,8 +28,11 @@ LAYER_PREFIX = "simulator-layer-"
 _SUFFIXES = (".template.json", f".{PLATFORM}.json", ".json")
 
 
-def from_templates(template: Path, layers: Sequence[Path]) -> tuple[StartupDeployment, ...]:
-    env = local_environment()
+def from_templates(
+    template: Path, layers: Sequence[Path], modules_dir: Path | None = None
+) -> tuple[StartupDeployment, ...]:
+    """``modules_dir`` None: ``modules/`` beside the template, as genconfig looks by default."""
+    env = local_environment(modules_dir)
     try:
         device_manifest(template, layers, PLATFORM, env)  # the composition a device gets
         base = prepare(template, PLATFORM, env).document
