@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
+from simulator import child_processes
 from simulator.cli.demo_summary import Summary, frame_line, observe
 from simulator.cli.demo_update import SECOND_VERSION, push_second_version
 from simulator.errors import SimulatorError
@@ -109,7 +111,15 @@ def _print_fleet(fleet: Fleet) -> None:
         print(f"note: {note}")
 
 
+def reap_earlier_run(state_dir: Path) -> None:
+    """Stop what an earlier ``up`` or ``demo`` on ``state_dir`` left running when it was
+    killed (its modules' children, its Azurite), before they hold ports this run needs."""
+    for line in child_processes.reap(state_dir):
+        print(f"stopped what an earlier run left: {line}", file=sys.stderr)
+
+
 async def cmd_up(args: argparse.Namespace) -> int:
+    reap_earlier_run(args.state_dir)
     settings = fleet_settings(args, startup_deployments(args), redeploy=args.redeploy)
     fleet = await Fleet.start(settings, repo_module_commands)
     try:
@@ -130,6 +140,7 @@ async def cmd_up(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    reap_earlier_run(args.state_dir)
     deployments = startup.set_module_env(
         startup_deployments(args), "framesource", "FPS", str(args.fps)
     )

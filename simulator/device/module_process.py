@@ -3,7 +3,9 @@
 Each module runs in its own session (``start_new_session``), so its process group holds the
 module and everything it spawns: stopping signals the whole group, and when the module's main
 process exits on its own the rest of the group is killed, as Docker does when a container's
-PID 1 exits. Nothing a module starts outlives it.
+PID 1 exits. Nothing a module starts outlives it, nor the simulator: the module dies with the
+simulator's process, and a pid file beside its log lets the next ``up`` stop what it left
+(``simulator.child_processes``).
 
 Output goes through a pipe this class creates itself rather than one owned by the asyncio
 subprocess transport: in Python 3.11 ``Process.wait()`` only returns once every pipe it owns is
@@ -29,6 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
+from simulator.child_processes import PID_SUFFIX, PidFile, dies_with_parent
 from simulator.deployment.manifest import RestartPolicy
 
 __all__ = ["BackoffPolicy", "Launch", "ModuleProcess", "ModuleReport", "RuntimeStatus"]
@@ -132,6 +135,7 @@ class ModuleProcess:
         self._backoff = backoff
         self._echo = echo_output
         self._log_file: BinaryIO | None = None
+        self._pid_file = PidFile(log_path.with_suffix(PID_SUFFIX))
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -197,6 +201,7 @@ class ModuleProcess:
                 stdout=write_fd,
                 stderr=write_fd,
                 start_new_session=True,
+                preexec_fn=dies_with_parent(),
             )
         except OSError as e:
             os.close(read_fd)
@@ -206,6 +211,7 @@ class ModuleProcess:
             return
         finally:
             os.close(write_fd)
+        self._pid_file.write(self._proc.pid)
         self._pump = asyncio.create_task(self._pump_output(read_fd), name=f"output:{self.name}")
         self._status = RuntimeStatus.RUNNING
         self._description = "running"
@@ -272,6 +278,7 @@ class ModuleProcess:
         returncode = await exited
         # The main process is gone; whatever it left in its group goes with it.
         _signal_group(proc.pid, signal.SIGKILL)
+        self._pid_file.remove()
         await self._drain_output()
         # Docker reports death by signal N as 128 + N (137 for SIGKILL); so does edgeAgent.
         exit_code = returncode if returncode >= 0 else 128 - returncode
