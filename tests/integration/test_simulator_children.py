@@ -31,8 +31,9 @@ pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 120.0
 
 
-def process_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, start time in clock ticks, command line) of every process."""
+def process_table() -> dict[int, tuple[int, int, int, str]]:
+    """pid -> (parent pid, process group, start time in clock ticks, command line) of every
+    process."""
     table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -43,7 +44,7 @@ def process_table() -> dict[int, tuple[int, int, str]]:
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[19]), cmdline)
+        table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[19]), cmdline)
     return table
 
 
@@ -54,7 +55,7 @@ def descendants(root: int) -> dict[int, tuple[int, str]]:
     frontier = [root]
     while frontier:
         parent = frontier.pop()
-        for pid, (ppid, start, cmdline) in table.items():
+        for pid, (ppid, _, start, cmdline) in table.items():
             if ppid == parent and pid not in found:
                 found[pid] = (start, cmdline)
                 frontier.append(pid)
@@ -66,7 +67,7 @@ def still_running(processes: dict[int, tuple[int, str]]) -> dict[int, str]:
     return {
         pid: cmdline
         for pid, (start, cmdline) in processes.items()
-        if pid in table and table[pid][1] == start
+        if pid in table and table[pid][2] == start
     }
 
 
@@ -188,12 +189,11 @@ print(module.pid)
 
 def group_of(pgid: int) -> dict[int, tuple[int, str]]:
     """pid -> (start time, command line) of the members of process group ``pgid``."""
-    members = {}
-    for pid, (_, start, cmdline) in process_table().items():
-        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
-        if stat and int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
-            members[pid] = (start, cmdline)
-    return members
+    return {
+        pid: (start, cmdline)
+        for pid, (_, group, start, cmdline) in process_table().items()
+        if group == pgid
+    }
 
 
 def leave_orphans(pid_file: Path) -> dict[int, tuple[int, str]]:
