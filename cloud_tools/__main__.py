@@ -14,10 +14,6 @@
     genconfig                         deployment manifests from templates, as iotedgedev does
     build                             the module images a template uses (and push), as iotedgedev does
 
-Each command is a module exposing ``register(subparsers)``, which adds its parser and sets
-``run`` (``args -> exit code``) as its default. The tuple below is the whole command set:
-explicit, so a broken command module fails loudly instead of vanishing from the help.
-
 Connection strings come from the environment (``IOTHUB_CONNECTION_STRING``,
 ``AZURE_STORAGE_CONNECTION_STRING``) or flags, and never appear in output. Against the
 simulator: ``eval "$(python -m simulator env)"`` sets them.
@@ -46,6 +42,10 @@ from cloud_tools.commands import (
 from cloud_tools.errors import CliError
 from cloud_tools.genconfig import command as genconfig_command
 
+# This docstring is the operator's --help; notes for maintainers live here instead. Each
+# command is a module exposing ``register(subparsers)``, which adds its parser and sets ``run``
+# (``args -> exit code``) as its default. This tuple is the whole command set: explicit, so a
+# broken command module fails loudly instead of vanishing from the help.
 COMMANDS: tuple[ModuleType, ...] = (
     model,
     fleet,

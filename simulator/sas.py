@@ -127,18 +127,23 @@ def check_expiry(token: SasToken, now: float | None = None) -> None:
 def verify_module_token(
     token: str,
     *,
-    hub_host: str,
+    hub_hosts: frozenset[str],
     device_id: str,
     module_id: str,
     key_b64: str,
     now: float | None = None,
 ) -> SasToken:
-    """Accept a module's MQTT password or raise ``SasTokenError`` saying why not."""
+    """Accept a module's MQTT password or raise ``SasTokenError`` saying why not.
+
+    ``hub_hosts`` are the lower-cased names the hub answers to, as for ``verify_service_token``.
+    """
     parsed = parse_token(token)
-    expected = module_resource(hub_host, device_id, module_id)
+    host, _, path = parsed.resource.partition("/")
+    expected = f"devices/{device_id}/modules/{module_id}"
     # IoT Hub compares resource URIs without regard to case (host names are case-insensitive).
-    if parsed.resource.lower() != expected.lower():
-        raise SasTokenError(f"token is for {parsed.resource!r}, not {expected!r}")
+    if host.lower() not in hub_hosts or path.lower() != expected.lower():
+        names = ", ".join(sorted(hub_hosts))
+        raise SasTokenError(f"token is for {parsed.resource!r}, not {expected!r} on {names}")
     if parsed.key_name is not None:
         raise SasTokenError("a module token must not name a policy (skn)")
     check_expiry(parsed, now)

@@ -34,7 +34,7 @@ from simulator.deployment.manifest import ManifestError, image_problems, validat
 from simulator.deployment.routes import Route, parse_routes
 from simulator.errors import RouteSyntaxError
 
-__all__ = ["ENDPOINTS_JSON", "Endpoints", "manifest_problems"]
+__all__ = ["ENDPOINTS_JSON", "Endpoints", "content_problems", "manifest_problems"]
 
 ENDPOINTS_JSON = "endpoints.json"
 _MODULE_PLACEHOLDER = re.compile(r"\$\{MODULES\.([^.}]+)(?:\.([^}]+))?\}")
@@ -83,7 +83,16 @@ def manifest_problems(
         validate_manifest(document, schemas_dir=schemas_dir, check_images=False)
     except ManifestError as e:
         problems.extend(e.problems)
-    problems.extend(_dollar_problems(document, generated))
+    problems.extend(content_problems(document, generated))
+    sources = {tag: m for g in generated for tag, m in g.images.sources.items()}
+    problems.extend(_route_problems(document, agent_modules(document)[0], sources))
+    return problems
+
+
+def content_problems(document: Mapping[str, Any], generated: list[Generated]) -> list[str]:
+    """What can be checked in any deployment, a layer on its own too: no ``$`` left, and
+    each image well formed and one its module.json builds (no schema, no routes)."""
+    problems = _dollar_problems(document, generated)
     user, system = agent_modules(document)
     for name, module in {**system, **user}.items():
         image = module.get("settings", {}).get("image")
@@ -91,7 +100,6 @@ def manifest_problems(
             problems.extend(image_problems(name, image))
     sources = {tag: m for g in generated for tag, m in g.images.sources.items()}
     problems.extend(_image_source_problems(user, sources, generated))
-    problems.extend(_route_problems(document, user, sources))
     return problems
 
 
@@ -129,7 +137,10 @@ def _why_unexpanded(reference: str, generated: list[Generated]) -> str:
             platform = f"{first.platform}.debug"
         module_json = modules_root / folder / MODULE_JSON
         if not module_json.parent.is_dir():
-            return f"there is no module folder {module_json.parent}"
+            return (
+                f"there is no module folder {module_json.parent} (modules are looked up in "
+                "modules/ beside the template; --modules names another folder)"
+            )
         if not module_json.is_file():
             return f"{module_json} is missing, so iotedgedev leaves the placeholder as is"
         listed = load_module_image(module_json.parent, first.env).platforms

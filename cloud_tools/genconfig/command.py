@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from cloud_tools.genconfig.deployment import prepare, write_manifest
-from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS, load_environment
+from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS, load_environment, modules_path
 from cloud_tools.genconfig.errors import GenconfigError
 
 HELP = "expand a deployment template into config/<name>.<platform>.json, as iotedgedev does"
@@ -20,10 +20,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=HELP,
         description=(
             f"{HELP}. Variables come from the environment and .env (DOTENV_FILE names another "
-            "file); images from modules/<folder>/module.json. The result is checked (schemas, "
+            "file); images from <folder>/module.json in modules/ beside the template, as in an "
+            "iotedgedev solution folder ($MODULES_PATH or --modules names another). The result is checked (schemas, "
             "no '$' left, routes against the modules' endpoints, images against module.json) "
             "and nothing is written when a check fails. A layered template is checked on top "
-            "of its base."
+            "of its base (--base, or the solution's deployment template); when the solution's "
+            "deployment template is itself a layer, the layer is checked on its own."
         ),
     )
     parser.add_argument(
@@ -48,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default: the deployment template beside it)",
     )
     parser.add_argument(
+        "--modules",
+        type=Path,
+        help="the modules folder (DIR/<name>/module.json) for ${MODULES.<name>} images "
+        "(default: $MODULES_PATH, modules/ beside the template)",
+    )
+    parser.add_argument(
         "--fail-on-validation-error",
         action="store_true",
         help="accepted for iotedgedev compatibility; validation failures always fail here",
@@ -57,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     cwd = Path.cwd()
-    env = load_environment(cwd, os.environ)
+    env = {**load_environment(cwd, os.environ), **modules_path(args.modules)}
     template = args.template or cwd / env["DEPLOYMENT_CONFIG_TEMPLATE_FILE"]
     platform = args.platform or env["DEFAULT_PLATFORM"]
     try:
@@ -67,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    for note in generated.notes:
+        print(f"genconfig: note: {note}", file=sys.stderr)
     path = write_manifest(generated, cwd)
     print(f"genconfig: {template} -> {path.relative_to(cwd) if path.is_relative_to(cwd) else path}")
     return 0

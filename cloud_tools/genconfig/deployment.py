@@ -2,23 +2,30 @@
 
 ``prepare`` refuses (``GenconfigError``, every problem at once) rather than return a manifest
 that a device would reject; a layered template is checked on top of its base, since a layer
-alone is not something a device can run. ``device_manifest`` is the full manifest a device
+alone is not something a device can run. A solution whose deployment template is itself a
+layer (iotedgedev makes those) has no base: its layer is checked alone, with a note saying so. ``device_manifest`` is the full manifest a device
 running a base and some layers gets, which is what the simulator deploys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cloud_tools.genconfig.checks import manifest_problems
+from cloud_tools.genconfig.checks import content_problems, manifest_problems
 from cloud_tools.genconfig.environment import setting
 from cloud_tools.genconfig.errors import GenconfigError
 from cloud_tools.genconfig.generate import Generated, generate_deployment
 from cloud_tools.genconfig.layers import compose, layer_problems
 
 __all__ = ["base_template_for", "device_manifest", "prepare", "write_manifest"]
+
+_NOT_COMPOSED = (
+    "{name} is a layered deployment and the solution has no base deployment: the layer was "
+    "checked on its own, its composition over a base was not checked (name one with --base)"
+)
 
 
 def base_template_for(layer_template: Path, env: Mapping[str, str]) -> Path:
@@ -35,26 +42,43 @@ def prepare(
     schemas_dir: Path | None = None,
 ) -> Generated:
     generated = generate_deployment(template, platform, env)
-    if generated.layered:
-        problems = layer_problems(generated.document, str(template))
-        if not problems:
-            base_generated = generate_deployment(
-                base or base_template_for(template, env), platform, env
-            )
-            if base_generated.layered:
-                raise GenconfigError([f"{base_generated.template}: a base cannot be a layer"])
-            composed = compose(base_generated.document, [generated.document])
-            problems = [
-                f"with base {base_generated.template.name}: {p}"
-                for p in manifest_problems(
-                    composed, [base_generated, generated], schemas_dir=schemas_dir
-                )
-            ]
-    else:
+    if not generated.layered:
         problems = manifest_problems(generated.document, [generated], schemas_dir=schemas_dir)
+    else:
+        problems = layer_problems(generated.document, str(template))
+        if base is None and _solution_is_layered(template, platform, env):
+            # iotedgedev makes such a solution (a layer as its deployment template): there is
+            # no base to compose over, so the layer is checked alone and the operator told.
+            problems += [
+                f"{template}: {p}" for p in content_problems(generated.document, [generated])
+            ]
+            generated = replace(generated, notes=(_NOT_COMPOSED.format(name=template.name),))
+        elif not problems:
+            problems = _composed_problems(
+                generated, base or base_template_for(template, env), schemas_dir
+            )
     if problems:
         raise GenconfigError([f"{template} (platform {platform}):", *problems])
     return generated
+
+
+def _solution_is_layered(template: Path, platform: str, env: Mapping[str, str]) -> bool:
+    """Whether the solution's deployment template is ``template`` itself or another layer."""
+    default_base = base_template_for(template, env)
+    if default_base.resolve() == template.resolve():
+        return True
+    return default_base.is_file() and generate_deployment(default_base, platform, env).layered
+
+
+def _composed_problems(layer: Generated, base: Path, schemas_dir: Path | None) -> list[str]:
+    base_generated = generate_deployment(base, layer.platform, layer.env)
+    if base_generated.layered:
+        raise GenconfigError([f"{base_generated.template}: a base cannot be a layer"])
+    composed = compose(base_generated.document, [layer.document])
+    return [
+        f"with base {base_generated.template.name}: {p}"
+        for p in manifest_problems(composed, [base_generated, layer], schemas_dir=schemas_dir)
+    ]
 
 
 def write_manifest(generated: Generated, cwd: Path) -> Path:

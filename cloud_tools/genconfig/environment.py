@@ -5,17 +5,23 @@
   already in the environment wins over the file (python-dotenv's ``override=False``).
 - iotedgedev then sets its own defaults (``MODULES_PATH=modules``, ``CONFIG_OUTPUT_DIR=config``,
   ...) for those unset or blank, and they are visible to the template like any other variable.
-- Text is expanded with ``os.path.expandvars``' rule: ``$NAME`` (letters, digits, ``_``) and
-  ``${anything}``; a name without a value is left exactly as written, and an expanded value is
-  never expanded again. Expansion happens on the template's TEXT, before JSON parsing, so a
-  value holding ``"`` or ``\\`` changes the JSON (``cloud_tools.genconfig`` then names it).
+- Variables are expanded with ``os.path.expandvars``' rule: ``$NAME`` (letters, digits, ``_``)
+  and ``${anything}``; a name without a value is left exactly as written, and an expanded
+  value is never expanded again.
+- Unlike iotedgedev, which expands the template's text before parsing it (so a password
+  holding ``"``, ``\\`` or a newline makes the template invalid JSON, and iotedgedev crashes),
+  a template that is JSON as written is parsed first and expanded inside its strings: any
+  value fits. For a value without such characters the result is the same. Only a template
+  that becomes JSON by expansion (a variable outside quotes) is expanded as text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from dotenv.variables import parse_variables
@@ -23,10 +29,11 @@ from dotenv.variables import parse_variables
 __all__ = [
     "IOTEDGEDEV_DEFAULTS",
     "dotenv_path",
+    "expand_json",
     "expand_variables",
     "load_environment",
+    "modules_path",
     "setting",
-    "unexpanded_names",
 ]
 
 # What iotedgedev's EnvVars.load() writes into the environment when a name is unset or blank.
@@ -70,6 +77,12 @@ def load_environment(cwd: Path, environ: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
+def modules_path(modules_dir: Path | None) -> dict[str, str]:
+    """``MODULES_PATH`` naming ``modules_dir`` wherever the template is (absolute: iotedgedev
+    reads it relative to the template's folder); nothing when no folder is named."""
+    return {} if modules_dir is None else {"MODULES_PATH": str(modules_dir.resolve())}
+
+
 def setting(env: Mapping[str, str], name: str) -> str:
     """A variable as iotedgedev reads its own settings: stripped, blank when unset."""
     return env.get(name, "").strip()
@@ -85,6 +98,25 @@ def expand_variables(text: str, env: Mapping[str, str]) -> str:
     return _VARIABLE.sub(one, text)
 
 
-def unexpanded_names(text: str) -> list[str]:
-    """The ``$NAME``/``${NAME}`` references in ``text``, in order, as written."""
-    return [match.group(0) for match in _VARIABLE.finditer(text)]
+def expand_json(text: str, env: Mapping[str, str]) -> Any:
+    """``text`` parsed as JSON, variables expanded inside its strings (names and values).
+
+    Raises ``json.JSONDecodeError`` when ``text`` is not JSON as written, nor once expanded.
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        # A variable outside quotes ("priority": $PRIORITY) is JSON only once expanded, as
+        # iotedgedev reads every template.
+        return json.loads(expand_variables(text, env))
+    return _expand_strings(document, env)
+
+
+def _expand_strings(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return expand_variables(value, env)
+    if isinstance(value, list):
+        return [_expand_strings(item, env) for item in value]
+    if isinstance(value, dict):
+        return {expand_variables(k, env): _expand_strings(v, env) for k, v in value.items()}
+    return value

@@ -2,7 +2,9 @@
 
 The steps and their order are iotedgedev's, because each one shows in the output:
 
-1. the template's text is expanded (``environment.expand_variables``), then parsed as JSON;
+1. the template is parsed as JSON and its strings expanded (``environment.expand_json``;
+   iotedgedev expands the text first, which gives the same document unless a value holds a
+   character JSON must escape, where iotedgedev fails);
 2. every user module whose ``settings.image`` is exactly a placeholder (or an image that
    some module.json builds) gets that image; anything else in an image stays as written;
 3. every module's ``createOptions`` (system modules too) becomes minified JSON text, cut into
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud_tools.genconfig.environment import expand_variables, unexpanded_names
+from cloud_tools.genconfig.environment import expand_json
 from cloud_tools.genconfig.errors import GenconfigError
 from cloud_tools.genconfig.module_images import ImageMap, load_image_map
 from cloud_tools.manifest import (
@@ -37,7 +39,6 @@ from cloud_tools.manifest import (
 __all__ = ["Generated", "agent_modules", "generate_deployment", "manifest_file_name"]
 
 _TEMPLATE_SUFFIX = ".template.json"
-_JSON_SPECIAL = ('"', "\\")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Generated:
     file_name: str
     images: ImageMap
     env: Mapping[str, str]
+    # What the checks could not cover, for the operator (e.g. a layer with no base to check on).
+    notes: tuple[str, ...] = ()
 
     @property
     def layered(self) -> bool:
@@ -160,25 +163,10 @@ def _dotted_view(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 def _parse_expanded(template: Path, raw: str, env: Mapping[str, str]) -> dict[str, Any]:
     try:
-        document = json.loads(expand_variables(raw, env))
+        document = expand_json(raw, env)
     except json.JSONDecodeError as e:
-        try:
-            json.loads(raw)
-        except json.JSONDecodeError:
-            raise GenconfigError([f"{template}: not JSON: {e}"]) from e
-        # The template was JSON: a variable's value broke it (iotedgedev inserts values raw).
-        culprits = sorted(
-            {
-                name
-                for name in unexpanded_names(raw)
-                if any(c in env.get(name.strip("${}"), "") for c in _JSON_SPECIAL)
-            }
-        )
-        hint = (
-            f" values with characters JSON must escape: {', '.join(culprits)}" if culprits else ""
-        )
         raise GenconfigError(
-            [f"{template}: not JSON after expanding variables ({e});{hint}".rstrip(";")]
+            [f"{template}: not JSON, as written nor with variables expanded: {e}"]
         ) from e
     if not isinstance(document, dict):
         raise GenconfigError([f"{template}: a deployment template is a JSON object"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloud_tools.genconfig.environment import expand_variables, setting
+from cloud_tools.genconfig.environment import expand_json, setting
 from cloud_tools.genconfig.errors import GenconfigError
 
 __all__ = ["MODULE_JSON", "ImageMap", "ModuleImage", "load_image_map", "load_module_image"]
@@ -72,9 +72,9 @@ def load_module_image(folder: Path, env: Mapping[str, str]) -> ModuleImage:
     except OSError as e:
         raise GenconfigError([f"{path}: cannot read: {e}"]) from e
     try:
-        document = json.loads(expand_variables(text, env))
+        document = expand_json(text, env)
     except json.JSONDecodeError as e:
-        raise GenconfigError([f"{path}: not JSON after expanding variables: {e}"]) from e
+        raise GenconfigError([f"{path}: not JSON: {e}"]) from e
     image = document.get("image", {}) if isinstance(document, dict) else {}
     if not isinstance(image, dict):
         raise GenconfigError([f"{path}: 'image' must be an object"])

@@ -59,10 +59,13 @@ async def cmd_messages(args: argparse.Namespace) -> int:
     store = UpstreamStore.open(store_path)
     where = MessageFilter(module_id=args.module, output_name=args.output)
     try:
-        for stored in store.read(after_sequence=0, where=where, limit=args.last or None):
+        printed = store.newest(args.last, where) if args.last else store.read(where=where)
+        for stored in printed:
             print(json.dumps(stored.to_json()))
         if args.follow:
-            async for stored in store.follow(where=where):
+            # On from what was read, so nothing stored in between is lost.
+            last = printed[-1].sequence_number if printed else store.last_sequence()
+            async for stored in store.follow(after_sequence=last, where=where):
                 print(json.dumps(stored.to_json()), flush=True)
     finally:
         store.close()
@@ -151,7 +154,13 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
         "saved connection strings keep working; any free port the first time; 0: any)",
     )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--template", type=Path, default=TEMPLATE, help="base deployment template")
+    group.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE,
+        help="base deployment template; its modules' module.json files are looked up in "
+        "modules/ beside the template, as in an iotedgedev solution folder (see --modules)",
+    )
     group.add_argument(
         "--manifest",
         type=Path,
@@ -167,6 +176,12 @@ def _fleet_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--base-only", action="store_true", help="no default layer: the base deployment alone"
+    )
+    p.add_argument(
+        "--modules",
+        type=Path,
+        help="with --template: the modules folder (DIR/<name>/module.json) that the templates' "
+        "${MODULES.<name>} images come from (default: modules/ beside the template)",
     )
     p.add_argument(
         "--source",
@@ -240,7 +255,10 @@ def _parser() -> argparse.ArgumentParser:
     messages.add_argument("--module")
     messages.add_argument("--output")
     messages.add_argument(
-        "--last", type=int, default=0, help="at most this many stored messages first"
+        "--last",
+        type=int,
+        default=0,
+        help="print only the newest N stored messages (oldest of them first); default: all",
     )
     return parser
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator import child_processes
 from simulator.cli.demo_summary import Summary, frame_line, observe
 from simulator.cli.demo_update import SECOND_VERSION, push_second_version
 from simulator.device.device import ModuleCommands
@@ -70,7 +71,7 @@ def startup_deployments(
         deployments = startup.from_manifests(args.manifest, args.layer or [])
     else:
         template, *layers = startup_templates(args)
-        deployments = startup.from_templates(template, layers, variables)
+        deployments = startup.from_templates(template, layers, args.modules, variables)
     if getattr(args, "source", None):
         if not any(_defines(d, "framesource") for d in deployments):
             raise SimulatorError("--source needs the frame source (the camera layer)")
@@ -155,7 +156,15 @@ class ModuleRuntime:
         return self.containers.registry if self.containers is not None else None
 
 
+def reap_earlier_run(state_dir: Path) -> None:
+    """Stop what an earlier ``up`` or ``demo`` on ``state_dir`` left running when it was
+    killed (its modules' children, its Azurite), before they hold ports this run needs."""
+    for line in child_processes.reap(state_dir):
+        print(f"stopped what an earlier run left: {line}", file=sys.stderr)
+
+
 async def cmd_up(args: argparse.Namespace) -> int:
+    reap_earlier_run(args.state_dir)
     async with module_runtime(args) as runtime:
         return await _up(args, runtime)
 
@@ -182,6 +191,7 @@ async def _up(args: argparse.Namespace, runtime: ModuleRuntime) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    reap_earlier_run(args.state_dir)
     async with module_runtime(args) as runtime:
         code = await _demo(args, runtime)
         if runtime.containers is not None:

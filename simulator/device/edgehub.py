@@ -93,8 +93,12 @@ class EdgeHub:
             log.info("refused %s: this edgeHub serves %s", client_id, self.device_id)
             self.counters["auth_refused"] += 1
             return ConnackCode.NOT_AUTHORIZED
-        expected_user = f"{self.link.hub_host_name}/{device_id}/{module_id}/"
-        if password is None or not (username or "").startswith(expected_user):
+        user_host, _, user_rest = (username or "").partition("/")
+        if (
+            password is None
+            or user_host.lower() not in self.link.hub_host_names
+            or not user_rest.startswith(f"{device_id}/{module_id}/")
+        ):
             self.counters["auth_refused"] += 1
             return ConnackCode.BAD_CREDENTIALS
         try:

@@ -4,7 +4,9 @@ A mapping from module name to a local command (:class:`ModuleCommand`) stands in
 module's image. Each module runs in its own session (``start_new_session``), so its process
 group holds the module and everything it spawns: stopping signals the whole group, and when
 the module's main process exits on its own the rest of the group is killed, as Docker does
-when a container's PID 1 exits. Nothing a module starts outlives it.
+when a container's PID 1 exits. Nothing a module starts outlives it, nor the simulator: the
+module dies with the simulator's process, and a pid file beside its log lets the next ``up``
+stop what it left (``simulator.child_processes``).
 
 Every output line is also kept with its arrival time (``line_log.py``, beside the raw
 ``<module>.log``), which is what edgeAgent's log methods read.
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from simulator.child_processes import PID_SUFFIX, PidFile, dies_with_parent
 from simulator.deployment.manifest import DeploymentManifest, DesiredStatus, ModuleSpec
 from simulator.device.line_log import TimestampedLineLog, timestamped_log_path
 from simulator.device.supervisor import LaunchError, LogLine
@@ -153,6 +156,7 @@ class ProcessInstance:
         self._log_file: BinaryIO | None = None
         self.started_at: datetime | None = None
         self._lines: TimestampedLineLog | None = None
+        self._pid_file: PidFile | None = None
 
     @property
     def identity(self) -> str:
@@ -168,6 +172,8 @@ class ProcessInstance:
         self.started_at = datetime.now(UTC)
         if self._lines is None:
             self._lines = TimestampedLineLog(timestamped_log_path(Path(log_file.name)))
+        if self._pid_file is None:
+            self._pid_file = PidFile(Path(log_file.name).with_suffix(PID_SUFFIX))
         read_fd, write_fd = os.pipe()
         try:
             self._proc = await asyncio.create_subprocess_exec(
@@ -178,6 +184,7 @@ class ProcessInstance:
                 stdout=write_fd,
                 stderr=write_fd,
                 start_new_session=True,
+                preexec_fn=dies_with_parent(),
             )
         except OSError as e:
             os.close(read_fd)
@@ -185,6 +192,7 @@ class ProcessInstance:
             raise LaunchError(f"cannot start {self.argv[0]!r}: {e}", _SPAWN_FAILED_EXIT_CODE) from e
         finally:
             os.close(write_fd)
+        self._pid_file.write(self._proc.pid)
         self._pump = asyncio.create_task(self._pump_output(read_fd), name=f"output:{self.name}")
 
     async def wait_exit(self, stop: asyncio.Event, grace_s: float) -> int:
@@ -208,6 +216,8 @@ class ProcessInstance:
         returncode = await exited
         # The main process is gone; whatever it left in its group goes with it.
         _signal_group(proc.pid, signal.SIGKILL)
+        if self._pid_file is not None:
+            self._pid_file.remove()
         await self._drain_output()
         # Docker reports death by signal N as 128 + N (137 for SIGKILL); so does edgeAgent.
         return returncode if returncode >= 0 else 128 - returncode

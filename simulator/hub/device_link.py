@@ -26,7 +26,13 @@ class DeviceLink:
 
     @property
     def hub_host_name(self) -> str:
-        return self._state.hub_host_name
+        """The hub's name for modules (IOTEDGE_IOTHUBHOSTNAME, connection strings)."""
+        return self._state.registry.host_name
+
+    @property
+    def hub_host_names(self) -> frozenset[str]:
+        """Lower-cased names a module's MQTT user name and token may give the hub."""
+        return self._state.registry.host_names
 
     # -- identities ------------------------------------------------------------------------
 

@@ -69,8 +69,8 @@ class Hub:
 
     @property
     def host_name(self) -> str:
-        """What modules and SAS tokens call the hub (``simulated-hub.azure-devices.net``)."""
-        return self.state.hub_host_name
+        """What modules, tools and SAS tokens call the hub: the service API's ``host:port``."""
+        return self.state.registry.host_name
 
     def connection_string(self) -> str:
         """The service connection string (``HostName`` is where the service API listens)."""

@@ -54,7 +54,10 @@ class Registry:
         modules: dict[tuple[str, str], ModuleIdentity],
     ) -> None:
         self._db = database
+        # The name this hub's state was made for (kept in it); the service API's HostName,
+        # once it listens, is the name given out (see ``serve_as``).
         self.hub_host_name = hub_host_name
+        self._served_as: str | None = None
         self._policy_keys = policy_keys
         self._devices = devices
         self._modules = modules
@@ -105,6 +108,24 @@ class Registry:
         for m in data["modules"]:
             self._put_module_identity(ModuleIdentity(**m))
 
+    # -- host names ------------------------------------------------------------------------
+
+    def serve_as(self, host_name: str) -> None:
+        """Make ``host_name`` (the service API's ``host:port``, which the service SDK dials and
+        signs) the hub's name for everything, module tokens too, as IoT Hub has one name."""
+        self._served_as = host_name
+
+    @property
+    def host_name(self) -> str:
+        """The hub's name in connection strings: the service API's HostName once it listens."""
+        return self._served_as or self.hub_host_name
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """Lower-cased names tokens may be signed for: ``host_name``, and the name the state
+        was made for, so connection strings made before the service API listened still work."""
+        return frozenset({self.host_name.lower(), self.hub_host_name.lower()})
+
     # -- service policies ------------------------------------------------------------------
 
     @property
@@ -116,7 +137,7 @@ class Registry:
     ) -> str:
         """``host`` is where the service API listens (``127.0.0.2:8443``); the SDK dials it."""
         return (
-            f"HostName={host or self.hub_host_name};SharedAccessKeyName={policy};"
+            f"HostName={host or self.host_name};SharedAccessKeyName={policy};"
             f"SharedAccessKey={self._policy_keys[policy]}"
         )
 
@@ -279,7 +300,7 @@ class Registry:
         self, device_id: str, module_id: str, gateway_host_name: str | None = None
     ) -> str:
         module = self.require_module(device_id, module_id)
-        parts = [f"HostName={self.hub_host_name}"]
+        parts = [f"HostName={self.host_name}"]
         if gateway_host_name:
             parts.append(f"GatewayHostName={gateway_host_name}")
         parts += [
@@ -303,7 +324,7 @@ class Registry:
         try:
             return verify_module_token(
                 token,
-                hub_host=self.hub_host_name,
+                hub_hosts=self.host_names,
                 device_id=device_id,
                 module_id=module_id,
                 key_b64=module.primary_key,
@@ -313,7 +334,7 @@ class Registry:
             # The secondary key exists so keys can be rolled without downtime; accept it too.
             return verify_module_token(
                 token,
-                hub_host=self.hub_host_name,
+                hub_hosts=self.host_names,
                 device_id=device_id,
                 module_id=module_id,
                 key_b64=module.secondary_key,

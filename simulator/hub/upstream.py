@@ -148,6 +148,19 @@ class UpstreamStore:
         limit: int | None = None,
     ) -> list[StoredMessage]:
         """Messages with a sequence number above ``after_sequence``, oldest first."""
+        return self._select(after_sequence, where, limit, newest_first=False)
+
+    def newest(self, count: int, where: MessageFilter | None = None) -> list[StoredMessage]:
+        """The newest ``count`` matching messages, oldest first."""
+        return self._select(0, where, count, newest_first=True)[::-1]
+
+    def _select(
+        self,
+        after_sequence: int,
+        where: MessageFilter | None,
+        limit: int | None,
+        newest_first: bool,
+    ) -> list[StoredMessage]:
         sql = f"SELECT {_COLUMNS} FROM messages WHERE seq > ?"
         args: list[object] = [after_sequence]
         chosen = where or MessageFilter()
@@ -159,7 +172,7 @@ class UpstreamStore:
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
-        sql += " ORDER BY seq"
+        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

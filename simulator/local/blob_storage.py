@@ -20,12 +20,12 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.child_processes import PID_SUFFIX, PidFile, dies_with_parent, terminate_group
 from simulator.errors import SimulatorError
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class AzuriteServer:
         self.requested_port = port
         self._process: asyncio.subprocess.Process | None = None
         self._endpoint: BlobEndpoint | None = None
+        self._pid_file = PidFile(workspace / f"azurite{PID_SUFFIX}")
 
     @property
     def endpoint(self) -> BlobEndpoint:
@@ -93,6 +94,10 @@ class AzuriteServer:
     async def start(self) -> BlobEndpoint:
         binary = find_azurite()
         self.workspace.mkdir(parents=True, exist_ok=True)
+        if self.requested_port:
+            # Azurite on a taken port exits, saying so only in its log, while whatever holds
+            # the port (an earlier Azurite, say) would answer in its place.
+            _require_free(self.host, self.requested_port)
         port = self.requested_port or _free_port(self.host)
         account_key = _account_key(self.workspace)
         env = dict(os.environ, AZURITE_ACCOUNTS=f"{ACCOUNT}:{account_key}")
@@ -117,7 +122,9 @@ class AzuriteServer:
                 stderr=log_file,
                 env=env,
                 start_new_session=True,  # its own group: stop() ends node and its children
+                preexec_fn=dies_with_parent(),
             )
+        self._pid_file.write(self._process.pid)
         self._endpoint = BlobEndpoint(self.host, port, ACCOUNT, account_key)
         try:
             await self._wait_ready(port, log_path)
@@ -152,16 +159,22 @@ class AzuriteServer:
 
     async def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        if process is not None:
+            await terminate_group(process)
+        self._pid_file.remove()
+
+
+def _require_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As a server binds (Node does too): a closed connection's TIME_WAIT does not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            await asyncio.wait_for(process.wait(), 10.0)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+            s.bind((host, port))
+        except OSError as e:
+            raise SimulatorError(
+                f"the Blob Storage port {host}:{port} is taken ({e.strerror}): stop what holds "
+                "it, or choose another with --storage-port (0: any free port)"
+            ) from None
 
 
 def _free_port(host: str) -> int:

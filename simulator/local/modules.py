@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_tools.genconfig import device_manifest
-from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS
+from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS, modules_path
 from simulator.device.device import DeviceSettings
 from simulator.device.runtime import ModuleCommand
 
@@ -27,12 +27,13 @@ LOCAL_VARIABLES = {
 }
 
 
-def local_environment() -> dict[str, str]:
-    """genconfig's variables for the simulator: iotedgedev's defaults plus LOCAL_VARIABLES.
+def local_environment(modules_dir: Path | None = None) -> dict[str, str]:
+    """genconfig's variables for the simulator: iotedgedev's defaults plus LOCAL_VARIABLES,
+    and the modules folder when one is named.
 
     Neither the shell's environment nor a .env file takes part, so a run is reproducible.
     """
-    return {**IOTEDGEDEV_DEFAULTS, **LOCAL_VARIABLES}
+    return {**IOTEDGEDEV_DEFAULTS, **LOCAL_VARIABLES, **modules_path(modules_dir)}
 
 
 def local_device_manifest(

@@ -22,7 +22,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 import bcrypt
 
 from simulator.certs import ensure_certificates
+from simulator.child_processes import PID_SUFFIX, PidFile, dies_with_parent, terminate_group
 from simulator.errors import SimulatorError
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ class LocalRegistry:
         self.host = host
         self._process: asyncio.subprocess.Process | None = None
         self._endpoint: RegistryEndpoint | None = None
+        # The registry dies with the simulator, and a pid file lets the next run stop one
+        # that a killed simulator left (simulator.child_processes).
+        self._pid_file = PidFile(workspace / f"registry{PID_SUFFIX}")
 
     @property
     def endpoint(self) -> RegistryEndpoint:
@@ -136,7 +139,9 @@ class LocalRegistry:
                 stderr=log_file,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                 start_new_session=True,
+                preexec_fn=dies_with_parent(),
             )
+        self._pid_file.write(self._process.pid)
         self._endpoint = RegistryEndpoint(self.host, port, USERNAME, password)
         try:
             await self._wait_ready(port, log_path, certs.client_ssl_context())
@@ -174,16 +179,9 @@ class LocalRegistry:
 
     async def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 10.0)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        if process is not None:
+            await terminate_group(process)
+        self._pid_file.remove()
 
 
 def _secret(path: Path) -> str:

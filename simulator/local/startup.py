@@ -29,10 +29,14 @@ _SUFFIXES = (".template.json", f".{PLATFORM}.json", ".json")
 
 
 def from_templates(
-    template: Path, layers: Sequence[Path], variables: Mapping[str, str] | None = None
+    template: Path,
+    layers: Sequence[Path],
+    modules_dir: Path | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> tuple[StartupDeployment, ...]:
-    """``variables`` over the local ones (the container runtime's registry, say)."""
-    env = {**local_environment(), **(variables or {})}
+    """``modules_dir`` None: ``modules/`` beside the template, as genconfig looks by default;
+    ``variables`` over the local ones (the container runtime's registry, say)."""
+    env = {**local_environment(modules_dir), **(variables or {})}
     try:
         device_manifest(template, layers, PLATFORM, env)  # the composition a device gets
         base = prepare(template, PLATFORM, env).document

@@ -62,7 +62,9 @@ async def fleet_of_images(
     state_dir = short_state_dir()
     address = random_loopback_host()
     async with container_runtime(state_dir, address, [TEMPLATE, CAMERA_LAYER]) as runtime:
-        deployments = startup.from_templates(TEMPLATE, [CAMERA_LAYER], runtime.variables())
+        deployments = startup.from_templates(
+            TEMPLATE, [CAMERA_LAYER], variables=runtime.variables()
+        )
         for module, values in (env or {}).items():
             for name, value in values.items():
                 deployments = startup.set_module_env(deployments, module, name, value)

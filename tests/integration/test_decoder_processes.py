@@ -24,6 +24,7 @@ from classifier.model_store import ModelStore, ServingModel
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import FrameFailure, Prediction
 from edge_module.hub import InboundMessage
+from simulator.mqtt.testing import eventually
 from tests.integration.model_update_support import RED_JPEG
 from tests.support.tiny_models import colour_spec, write_colour_model
 
@@ -167,11 +168,14 @@ async def test_stopping_with_frames_in_flight_gives_each_one_outcome(colour_mode
     decoder = decoder_of(pipeline)
     pids = [w.process.pid for w in decoder._workers]
     await send(pipeline, 200)
+    # The stop must find frames in the workers' hands, or it proves nothing about them.
+    await eventually(lambda: any(w.pending for w in decoder._workers), 10, "frames in a worker")
     await pipeline.stop(0.05)  # most are still queued or being decoded
     per_frame = collected.per_frame()
     assert len(per_frame) == 200
     assert set(per_frame.values()) == {1}
     stopped = [o for o in collected.outcomes if isinstance(o, FrameFailure)]
+    assert stopped, "every frame was scored before the stop: nothing was in flight"
     assert all(o.error.code == "not_scored_shutdown" for o in stopped)
     for pid in pids:
         assert pid is not None

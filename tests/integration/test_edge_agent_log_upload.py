@@ -22,14 +22,14 @@ from azure.storage.blob import (
 
 from simulator.local.blob_storage import BlobEndpoint
 from simulator.local.tool_env import blob_storage
-from tests.integration.e2e_support import SDK_SOCKET_LEAK
+from tests.integration.e2e_support import DEVICE, SDK_SOCKET_LEAK
 from tests.integration.edge_agent_methods_support import Device, talking_device
 from tests.integration.model_update_e2e_support import require_tools
 
 pytestmark = [pytest.mark.slow, SDK_SOCKET_LEAK]
 
 CONTAINER = "device-logs"
-BLOB_PREFIX = "simulated-hub.azure-devices.net/edge-device/talker-"
+BLOB_SUFFIX = "/edge-device/talker-"  # after the hub's host name
 
 
 @asynccontextmanager
@@ -108,7 +108,7 @@ async def test_text_logs_upload_to_an_append_blob_named_as_edge_agent_names_it(m
         }
         [blob] = await asyncio.to_thread(lambda: list(container.list_blobs()))
         data = await asyncio.to_thread(lambda: container.download_blob(blob.name).readall())
-    assert blob.name.startswith(BLOB_PREFIX) and blob.name.endswith(".log")
+    assert blob.name.startswith(blob_prefix(device)) and blob.name.endswith(".log")
     assert blob.blob_type == "AppendBlob"
     assert blob.content_settings.content_type == "text/plain"
     lines = data.decode().splitlines()
@@ -127,7 +127,7 @@ async def test_gzip_json_logs_upload_to_a_compressed_block_blob(monkeypatch):
         data = await asyncio.to_thread(
             lambda: container.download_blob(blob.name, decompress=False).readall()
         )
-    assert blob.name.startswith(BLOB_PREFIX) and blob.name.endswith(".json.gz")
+    assert blob.name.startswith(blob_prefix(device)) and blob.name.endswith(".json.gz")
     assert blob.blob_type == "BlockBlob"
     assert blob.content_settings.content_type == "application/json"
     assert blob.content_settings.content_encoding == "gzip"
@@ -163,3 +163,7 @@ async def test_task_status_of_an_unknown_id_is_unknown_and_a_missing_sas_url_is_
     assert unknown == (200, {"status": "Unknown", "message": "", "correlationId": "not-a-task"})
     assert missing[0] == 400 and "'sasUrl'" in missing[1]["message"]
     assert no_id[0] == 400 and "'correlationId'" in no_id[1]["message"]
+
+
+def blob_prefix(device: Device) -> str:
+    return device.sim.device(DEVICE).link.hub_host_name + BLOB_SUFFIX

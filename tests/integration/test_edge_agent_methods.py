@@ -74,12 +74,13 @@ async def test_json_records_carry_level_text_and_arrival_time_and_gzip_compresse
     async with talking_device(monkeypatch) as device:
         [plain] = await device.logs(contentType="json", regex="disk")
         [packed] = await device.logs(contentType="json", encoding="gzip", regex="disk")
+        hub_name = device.sim.device(DEVICE).link.hub_host_name
     records = json.loads(plain["payload"])
     assert plain["payloadBytes"] is None
     assert json.loads(gzip.decompress(base64.b64decode(packed["payloadBytes"]))) == records
     assert packed["payload"] is None
     [record] = records
-    assert record["iothub"] == "simulated-hub.azure-devices.net"
+    assert record["iothub"] == hub_name
     assert (record["device"], record["id"], record["stream"]) == ("edge-device", "talker", "stdout")
     assert record["loglevel"] == 4
     assert record["text"] == "[WRN] talker - disk almost full"

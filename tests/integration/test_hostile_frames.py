@@ -137,6 +137,11 @@ class ExplodingProperties(Mapping[str, str]):
             raise RuntimeError("unforeseen")
         return default  # type: ignore[return-value]
 
+    def __contains__(self, key: object) -> bool:
+        if key == "pixel_format":  # intake asks whether the property is there at all
+            raise RuntimeError("unforeseen")
+        return False
+
 
 async def test_an_unforeseen_error_becomes_an_internal_error_outcome(colour_model: Path) -> None:
     async with Running(colour_model) as run:

@@ -173,23 +173,35 @@ async def test_live_settings_apply_to_the_next_frames_without_a_reload(
     async with ModuleUnderTest(v1, tmp_path / "cache") as m:
         await m.send(1)
         await m.settle()
-        await m.push(None, top_k=1, confidence_threshold=0.5)
+        activated = m.active["activated_at"]  # read before the change
+        version = await m.push(None, top_k=1, confidence_threshold=0.5)
+        await m.wait_update(version, "active")  # what a reload would end with too
         await m.send(1)
         await m.settle()
         first, second = m.predictions()
-        activated = m.active["activated_at"]
+        swaps = m.module.metrics.snapshot()["counters"].get("model_swaps", 0)
     assert len(first["inferences"]) == 3
     assert len(second["inferences"]) == 1
     assert m.hub.reported["inference"]["top_k"] == 1
-    assert activated == m.active["activated_at"]  # same model, never reloaded
+    assert m.active["activated_at"] == activated  # same model, never reloaded
+    assert swaps == 0
 
 
 async def test_a_stale_document_is_ignored(tmp_path: Path, v1: Path, v2: Path) -> None:
     async with ModuleUnderTest(v1, tmp_path / "cache") as m:
         version = await m.push(model_section(v2))
         await m.wait_update(version, "active")
+        acknowledged = m.hub.reported["desired"]
+        # An older document asking for the built-in model, as a late resync could deliver.
+        # Applied, it would be acknowledged before reconcile returns, then the reload begins.
         await m.module.updater.reconcile({"$version": version - 1, "model": None})
+        await m.send(3)
+        await m.settle()
+        assert m.hub.reported["desired"] == acknowledged
+        assert m.update["desiredVersion"] == version
+        assert m.update["state"] == "active"
         assert m.active["version"] == "2.0.0"
+        assert {p["model"]["version"] for p in m.predictions()} == {"2.0.0"}
 
 
 async def test_a_resync_after_reconnect_neither_downloads_nor_reloads(

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from classifier.model_spec import (
     METADATA_KEY,
@@ -113,5 +114,60 @@ def write_incompatible_model(path: Path) -> Path:
     helper.set_model_props(
         model, {METADATA_KEY: replace(colour_spec(), version="incompatible").to_json()}
     )
+    onnx.save(model, str(path))
+    return path
+
+
+def write_slow_colour_model(path: Path, version: str, iterations: int) -> Path:
+    """The colour model with ``iterations`` 512x512 matrix products in every inference (an ONNX
+    Loop whose result is added times zero): its answers are the colour model's, but loading it
+    (warm-up, self-test) takes seconds, long enough to act on a module while it loads."""
+    write_colour_model(path, replace(colour_spec(), version=version))
+    model = onnx.load(str(path))
+    graph = model.graph
+    size = 512
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["state_in", "eye"], ["state_out"]),
+        ],
+        "products",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_in", TensorProto.FLOAT, [size, size]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [size, size]),
+        ],
+    )
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.eye(size, dtype=np.float32), "eye"),
+            helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
+            helper.make_tensor("always", TensorProto.BOOL, [], [True]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        ]
+    )
+    logits = next(n for n in graph.node if n.op_type == "Mul")
+    logits.output[0] = "colour_logits"
+    # The loop's start depends on the frame, so nothing of it can be computed ahead of time.
+    graph.node.extend(
+        [
+            helper.make_node("ReduceMean", ["image"], ["level"], keepdims=0),
+            helper.make_node("Mul", ["eye", "level"], ["start"]),
+            helper.make_node("Loop", ["trips", "always", "start"], ["product"], body=body),
+            helper.make_node("ReduceSum", ["product"], ["total"], keepdims=0),
+            helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+            helper.make_node("Add", ["colour_logits", "nothing"], ["logits"]),
+        ]
+    )
+    # Softmax reads "logits" and must come last: move it to the end of the list.
+    softmax = next(n for n in graph.node if n.op_type == "Softmax")
+    kept = [n for n in graph.node if n is not softmax]
+    del graph.node[:]
+    graph.node.extend([*kept, softmax])
+    onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path

@@ -140,14 +140,6 @@ def test_a_dockerfile_module_json_names_must_exist(solution):
     assert problem.endswith("names ./Dockerfile.arm64v8 for arm64v8, which does not exist")
 
 
-def test_a_value_that_breaks_the_json_is_named(solution):
-    env = {**solution_env(), "CONTAINER_REGISTRY_PASSWORD": 'pa"ss'}
-    with pytest.raises(
-        GenconfigError, match=r"JSON must escape: \$\{CONTAINER_REGISTRY_PASSWORD\}"
-    ):
-        prepare(solution / BASE, "amd64", env)
-
-
 def test_schema_problems_and_other_problems_are_reported_together(solution):
     def break_two_things(doc):
         modules = doc["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]

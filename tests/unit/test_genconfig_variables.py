@@ -1,12 +1,19 @@
-"""genconfig gathers and expands variables exactly as iotedgedev 3.3.9 does."""
+"""genconfig gathers and expands variables as iotedgedev 3.3.9 does, except that a value is
+expanded inside the template's JSON strings, so that any value (a password) keeps the JSON valid."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from cloud_tools.genconfig import Generated, prepare
 from cloud_tools.genconfig.environment import (
     IOTEDGEDEV_DEFAULTS,
     expand_variables,
     load_environment,
 )
+from tests.support.solution import make_solution, solution_env
 
 
 def test_braced_and_bare_variables_expand_and_unknown_ones_stay_as_written():
@@ -49,3 +56,35 @@ def test_iotedgedev_defaults_fill_unset_and_blank_settings(tmp_path):
     assert env["MODULES_PATH"] == IOTEDGEDEV_DEFAULTS["MODULES_PATH"]
     assert env["CONFIG_OUTPUT_DIR"] == "out"
     assert env["DEFAULT_PLATFORM"] == "amd64"
+
+
+def _registry_password(generated: Generated) -> object:
+    agent = generated.document["modulesContent"]["$edgeAgent"]["properties.desired"]
+    return agent["runtime"]["settings"]["registryCredentials"]["registry"]["password"]
+
+
+@pytest.mark.parametrize(
+    "password",
+    ['pa"ss', "back\\slash", "ends\\", "two\nlines", "tab\there", "zoë-密码-🔑", '\\"}, "x": "'],
+)
+def test_any_registry_password_goes_into_the_manifest_exactly(tmp_path, password):
+    solution = make_solution(tmp_path / "solution")
+    env = {**solution_env(), "CONTAINER_REGISTRY_PASSWORD": password}
+    generated = prepare(solution / "deployment.template.json", "amd64", env)
+    assert _registry_password(generated) == password
+    assert json.loads(generated.text) == generated.document
+
+
+def test_a_dotenv_password_with_quotes_and_backslashes_is_expanded_as_a_json_string(tmp_path):
+    solution = make_solution(tmp_path / "solution")
+    (solution / ".env").write_text(
+        (solution / ".env")
+        .read_text()
+        .replace(
+            "CONTAINER_REGISTRY_PASSWORD=not-a-secret", "CONTAINER_REGISTRY_PASSWORD='a\"b\\c'"
+        )
+    )
+    env = load_environment(solution, {})
+    assert env["CONTAINER_REGISTRY_PASSWORD"] == 'a"b\\c'
+    generated = prepare(solution / "deployment.template.json", "amd64", env)
+    assert _registry_password(generated) == 'a"b\\c'

@@ -10,8 +10,8 @@ import pytest
 
 from classifier.bounded_text import MAX_ID_CHARS, MAX_REASON_CHARS, bounded_text
 from classifier.errors import FrameError, FrameErrorCode
-from classifier.frames import frame_meta_from, normalise_time
 from classifier.intake import frame_requests
+from classifier.intake.message_meta import frame_meta_from, normalise_time
 from edge_module.hub import InboundMessage
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40

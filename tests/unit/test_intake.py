@@ -8,8 +8,9 @@ import json
 import pytest
 
 from classifier.errors import FrameError, FrameErrorCode
-from classifier.frames import PixelFormat, normalise_time
+from classifier.frames import PixelFormat
 from classifier.intake import frame_requests
+from classifier.intake.message_meta import normalise_time
 from edge_module.hub import InboundMessage
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
@@ -53,6 +54,16 @@ def test_raw_buffer_properties_describe_the_layout() -> None:
 def test_unsupported_raw_pixel_format_is_refused() -> None:
     msg = message(b"\x00" * 12, None, pixel_format="yuv420p", width="2", height="2")
     assert refused(msg).code is FrameErrorCode.RAW_FORMAT
+
+
+@pytest.mark.parametrize("key", ["pixel_format", "pixelFormat"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_present_but_empty_pixel_format_is_an_unsupported_raw_format(
+    key: str, value: str
+) -> None:
+    msg = message(b"\x00" * 12, None, **{key: value, "width": "2", "height": "2"})
+    error = refused(msg)
+    assert error.code is FrameErrorCode.RAW_FORMAT, error
 
 
 def test_raw_buffer_without_integer_size_is_refused() -> None:

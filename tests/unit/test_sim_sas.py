@@ -35,7 +35,12 @@ def sdk_module_token(key: str = KEY, ttl: int = 3600) -> str:
 
 def check_module(token: str, key: str = KEY, now: float | None = None) -> None:
     verify_module_token(
-        token, hub_host=HUB, device_id="dev1", module_id="classifier", key_b64=key, now=now
+        token,
+        hub_hosts=frozenset({HUB}),
+        device_id="dev1",
+        module_id="classifier",
+        key_b64=key,
+        now=now,
     )
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +106,25 @@ async def test_a_follower_on_another_connection_sees_new_messages_by_polling(
     finally:
         writer.close()
         reader.close()
+
+
+def messages_command(state_dir: Path, *options: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "--state-dir", str(state_dir), "messages", *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [json.loads(line)["body"]["text"] for line in done.stdout.splitlines()]
+
+
+def test_the_messages_command_prints_the_newest_n_with_last_oldest_first(tmp_path: Path) -> None:
+    opened = UpstreamStore.open(tmp_path / "upstream.sqlite")
+    for body in (b"a", b"b", b"c", b"d"):
+        add(opened, body)
+    add(opened, b"other", module="camera")
+    opened.close()
+    assert messages_command(tmp_path, "--last", "2") == ["d", "other"]
+    assert messages_command(tmp_path, "--last", "2", "--module", "classifier") == ["c", "d"]
+    assert messages_command(tmp_path) == ["a", "b", "c", "d", "other"]

@@ -4,7 +4,7 @@ Why: a frame's id, a JSON entry's name, a source or a passthrough property is ch
 sends the frame. Copied as is, a 200 KB name appears three times in a prediction (frame id,
 name, correlation id) and pushes it over edgeHub's 256 KB limit; a lone surrogate (legal in
 JSON as ``"\\ud800"``) cannot be encoded as UTF-8 at all; a newline forges log lines. Each is
-cleaned once, where it enters (``frames``, ``intake``), so everything downstream can trust it.
+cleaned once, where it enters (``intake``), so everything downstream can trust it.
 
 A cleaned value that differs from the original ends in ``~`` and a short digest of the
 original, so two ids that differ only in what was cut or replaced stay distinct.

@@ -32,7 +32,6 @@ class ServiceApi:
     def __init__(self, state: HubState, clock: Callable[[], float] = time.time) -> None:
         self._state = state
         self._clock = clock
-        self._hosts = {state.hub_host_name.lower()}
         self._server = HttpServer(self.build_app())
         self.host_name: str | None = None
 
@@ -47,8 +46,9 @@ class ServiceApi:
         """Listen on ``host:port``; returns the ``HostName`` a service client must use."""
         bound = await self._server.start_tcp(host, port, ssl_context)
         self.host_name = f"{host}:{bound}"
-        # The SDK signs its connection string's HostName verbatim, port included.
-        self._hosts.add(self.host_name.lower())
+        # The SDK signs its connection string's HostName verbatim, port included; it becomes
+        # the hub's one name, for module connection strings too.
+        self._state.registry.serve_as(self.host_name)
         return self.host_name
 
     @property
@@ -86,7 +86,7 @@ class ServiceApi:
         try:
             verify_service_token(
                 token,
-                hub_hosts=frozenset(self._hosts),
+                hub_hosts=self._state.registry.host_names,
                 policy_keys=self._state.registry.policy_keys,
                 now=self._clock(),
             )

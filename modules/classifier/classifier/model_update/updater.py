@@ -226,15 +226,17 @@ class ModelUpdater:
 
     async def _prepare(self, target: _Target, cancel: threading.Event) -> ServingModel:
         if target.source is None:
-            await self._move(UpdateState.LOADING, target)
             path, source = self.startup.builtin_path, "builtin"
         else:
             path = await self._fetch(target, target.source, cancel)
             source = "download"
         if self.cache is not None and target.source is not None:
+            # The crash-loop mark is on disk before the load starts, and before ``loading`` is
+            # reported: a process that dies loading leaves it for the next start to find.
             await asyncio.to_thread(
                 self.cache.set_candidate, target.source.sha256, target.desired_version
             )
+        await self._move(UpdateState.LOADING, target)
         try:
             return await asyncio.to_thread(load_candidate, path, target.options, source)
         except BaseException:
