@@ -2,6 +2,9 @@
 
     model upload|push|status|stamp    models in Blob Storage and on devices (docs/module-twin.md)
     model rollout                     a model to a fleet through a layered deployment, canary first
+                                      (--gate: judged on the canaries' signals)
+    dataset pull|stats                frames the devices captured for labelling
+    label                             a local web page to label them
     fleet status|deployments          what each device runs; the deployments and their metrics
     invoke                            a module's direct method
     deploy                            a deployment manifest to one device
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from cloud_tools.commands import (
+    dataset,
     deploy,
     fleet,
     invoke,
@@ -44,6 +48,7 @@ from cloud_tools.genconfig import command as genconfig_command
 COMMANDS: tuple[ModuleType, ...] = (
     model,
     fleet,
+    dataset,
     invoke,
     deploy,
     monitor,

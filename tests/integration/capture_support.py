@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from classifier.config import ModuleConfig
+from edge_module.hub import InboundMessage
+from edge_module.local_hub import LocalHub
+from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from simulator.certs import ensure_certificates
 from simulator.local.blob_storage import (
     AzuriteServer,
@@ -19,6 +23,7 @@ from simulator.local.blob_storage import (
     find_azurite,
 )
 from simulator.mqtt.testing import random_loopback_host
+from tests.conftest import DEFAULT_MODEL
 from tests.integration.model_update_e2e_support import require_tools
 
 
@@ -85,3 +90,36 @@ async def azurite(root: Path) -> AsyncIterator[tuple[Storage, BlobEndpoint]]:
 def policy_counts(reported: dict[str, Any], policy: str) -> dict[str, Any]:
     counts: dict[str, Any] = reported.get("capture", {}).get("policies", {}).get(policy, {})
     return counts
+
+
+EVERY_FRAME = {"random": {"probability": 1.0, "per_minute": 6000}}
+
+
+def capture_config(**env: str) -> ModuleConfig:
+    return ModuleConfig.from_env(
+        {
+            "MODEL_PATH": str(DEFAULT_MODEL),
+            "MODEL_CACHE_DIR": "off",
+            "PASSTHROUGH_PROPERTIES": "truth",
+            "QUALITY_REPORT_S": "0.2",
+            "IOTEDGE_DEVICEID": "dock-7",
+            **env,
+        }
+    )
+
+
+async def send_camera_frames(hub: LocalHub, first: int, count: int) -> dict[str, bytes]:
+    sent = {}
+    for i in range(first, first + count):
+        frame = make_frame("cam", DEFAULT_SEED, i, 320, 240, 85)
+        sent[frame.message_id] = frame.jpeg
+        await hub.deliver(
+            InboundMessage(
+                "frames",
+                frame.jpeg,
+                "image/jpeg",
+                message_id=frame.message_id,
+                properties=frame.properties,
+            )
+        )
+    return sent

@@ -10,46 +10,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from classifier.config import ModuleConfig
 from classifier.local_run import classifier_on_local_hub
-from edge_module.hub import InboundMessage
 from edge_module.local_hub import LocalHub
-from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from simulator.mqtt.testing import eventually
-from tests.conftest import DEFAULT_MODEL
-from tests.integration.capture_support import azurite, policy_counts
-
-EVERY_FRAME = {"random": {"probability": 1.0, "per_minute": 6000}}
-
-
-def _config(**env: str) -> ModuleConfig:
-    return ModuleConfig.from_env(
-        {
-            "MODEL_PATH": str(DEFAULT_MODEL),
-            "MODEL_CACHE_DIR": "off",
-            "PASSTHROUGH_PROPERTIES": "truth",
-            "QUALITY_REPORT_S": "0.2",
-            "IOTEDGE_DEVICEID": "dock-7",
-            **env,
-        }
-    )
-
-
-async def _send(hub: LocalHub, first: int, count: int) -> dict[str, bytes]:
-    sent = {}
-    for i in range(first, first + count):
-        frame = make_frame("cam", DEFAULT_SEED, i, 320, 240, 85)
-        sent[frame.message_id] = frame.jpeg
-        await hub.deliver(
-            InboundMessage(
-                "frames",
-                frame.jpeg,
-                "image/jpeg",
-                message_id=frame.message_id,
-                properties=frame.properties,
-            )
-        )
-    return sent
+from tests.integration.capture_support import (
+    EVERY_FRAME,
+    azurite,
+    capture_config,
+    policy_counts,
+    send_camera_frames,
+)
 
 
 async def test_chosen_frames_reach_blob_storage_with_their_bytes_and_a_sidecar(
@@ -57,8 +27,10 @@ async def test_chosen_frames_reach_blob_storage_with_their_bytes_and_a_sidecar(
 ) -> None:
     async with azurite(tmp_path) as (storage, endpoint):
         hub = LocalHub({"capture": EVERY_FRAME})
-        async with classifier_on_local_hub(_config(**storage.env(endpoint)), hub=hub) as local:
-            sent = await _send(local.hub, 0, 6)
+        async with classifier_on_local_hub(
+            capture_config(**storage.env(endpoint)), hub=hub
+        ) as local:
+            sent = await send_camera_frames(local.hub, 0, 6)
             await eventually(
                 lambda: policy_counts(hub.reported, "random").get("captured") == 6,
                 30,
@@ -85,9 +57,9 @@ async def test_scoring_goes_on_while_storage_is_down_and_capture_resumes_after(
     async with azurite(tmp_path) as (storage, endpoint):
         env = storage.env(endpoint) | {"CAPTURE_QUEUE_CAPACITY": "3", "CAPTURE_RETRY_MAX_S": "0.5"}
         hub = LocalHub({"capture": EVERY_FRAME})
-        async with classifier_on_local_hub(_config(**env), hub=hub) as local:
+        async with classifier_on_local_hub(capture_config(**env), hub=hub) as local:
             await storage.stop()
-            await _send(local.hub, 0, 20)
+            await send_camera_frames(local.hub, 0, 20)
             # every frame is scored and sent while nothing can be stored
             await eventually(lambda: len(hub.sent["predictions"]) == 20, 30, "20 predictions")
             await eventually(
@@ -110,8 +82,8 @@ async def test_scoring_goes_on_while_storage_is_down_and_capture_resumes_after(
 
 async def test_signals_per_model_are_reported(tmp_path: Path) -> None:
     hub = LocalHub()
-    async with classifier_on_local_hub(_config(), hub=hub) as local:
-        await _send(local.hub, 0, 10)
+    async with classifier_on_local_hub(capture_config(), hub=hub) as local:
+        await send_camera_frames(local.hub, 0, 10)
         await eventually(lambda: hub.reported.get("signals", {}).get("models"), 10, "signals")
         await eventually(
             lambda: next(iter(hub.reported["signals"]["models"].values()))["frames"] == 10,
