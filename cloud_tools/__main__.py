@@ -5,6 +5,8 @@
                                       (--gate: judged on the canaries' signals)
     dataset pull|stats                frames the devices captured for labelling
     label                             a local web page to label them
+    train                             fine-tune a model on labelled captures
+    evaluate                          models' accuracy side by side
     fleet status|deployments          what each device runs; the deployments and their metrics
     invoke                            a module's direct method
     deploy                            a deployment manifest to one device
@@ -41,6 +43,7 @@ from cloud_tools.commands import (
     monitor,
     quantize,
     score_video,
+    training,
 )
 from cloud_tools.errors import CliError
 from cloud_tools.genconfig import command as genconfig_command
@@ -55,6 +58,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     keys,
     quantize,
     score_video,
+    training,
     genconfig_command,
 )
 

@@ -25,6 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
+import synthdata
 from cloud_tools.errors import USAGE, CliError
 
 LABELS_FILE = "labels.jsonl"
@@ -120,6 +124,15 @@ def label_record(capture: Capture, label: str, by: str) -> dict[str, Any]:
     top = capture.top_k[0][0] if capture.top_k else None
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {"frame": capture.key, "label": label, "by": by, "model_top1": top, "labelled_at": now}
+
+
+def read_image(path: Path, size: int = 32) -> np.ndarray:
+    """A captured frame as the module feeds it to the model: decoded, stretched, RGB."""
+    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CliError(f"{path}: not an image OpenCV can decode")
+    rgb: np.ndarray = synthdata.shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
+    return rgb
 
 
 def labelled(folder: Path) -> Iterator[tuple[Capture, str]]:
