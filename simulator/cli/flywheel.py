@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from cloud_tools.dataset.evaluate import (
     model_accuracy,
     parse_drift,
 )
+from cloud_tools.errors import CliError
 from cloud_tools.hub_service import HubService
 from simulator.cli.demo_update import DEFAULT_MODEL, run_operator
 from simulator.fleet import DeviceSpec, Fleet, FleetSettings
@@ -88,7 +90,8 @@ class Flywheel:
     def __init__(self, args: argparse.Namespace, fleet: Fleet, env: dict[str, str]) -> None:
         self.args = args
         self.fleet = fleet
-        self.env = env
+        # TensorFlow's own start-up chatter would drown the training's lines.
+        self.env = {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.hub = HubService(fleet.hub_connection_string())
         self.work: Path = args.state_dir / "flywheel"
         self.devices = sorted(fleet.devices)
@@ -175,7 +178,7 @@ class Flywheel:
         await self._operator(
             self.env, "model", "rollout", "--name", "flywheel-1-1-0", "--target-condition",
             "tags.capture='on'", "--priority", "30", "--model", str(model),
-            "--canary-percent", "34", "--gate", self.args.gate, "--canary-window-s",
+            "--canary-percent", "33", "--gate", self.args.gate, "--canary-window-s",
             str(self.args.window_s), "--gate-min-frames", "50", "--timeout", "600",
         )  # fmt: skip
         await asyncio.sleep(self.args.window_s)
@@ -207,8 +210,15 @@ async def cmd_flywheel(args: argparse.Namespace) -> int:
     try:
         async with blob_storage(fleet, 0) as storage:
             write_connection_info(fleet, storage.endpoint if storage else None)
-            env = {**os.environ, **tool_variables(args.state_dir)}
-            return await _story(args, steps, Flywheel(args, fleet, env))
+            tools = tool_variables(args.state_dir)
+            # This process writes the twins as the operator's shell would after
+            # ``eval "$(python -m simulator env)"``: the service SDK trusts the simulator's CA.
+            os.environ["REQUESTS_CA_BUNDLE"] = tools["REQUESTS_CA_BUNDLE"]
+            try:
+                return await _story(args, steps, Flywheel(args, fleet, {**os.environ, **tools}))
+            except (RuntimeError, CliError) as e:
+                print(f"flywheel: stopped: {e}", file=sys.stderr)
+                return 1
     finally:
         await fleet.stop()
 
@@ -218,7 +228,7 @@ async def _story(args: argparse.Namespace, steps: Steps, wheel: Flywheel) -> int
         "render the evaluation streams",
         lambda: asyncio.to_thread(_streams, wheel.drift, args.eval_frames),
     )
-    await steps.run("classifiers scoring, no drift", wheel.wait_scoring)
+    await steps.run("modules up, classifiers scoring (no drift)", wheel.wait_scoring)
     before = await steps.run(
         "measure the default model",
         lambda: asyncio.to_thread(_accuracies, DEFAULT_MODEL, sets),
