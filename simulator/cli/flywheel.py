@@ -93,7 +93,7 @@ class Flywheel:
         # TensorFlow's own start-up chatter would drown the training's lines.
         self.env = {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.hub = HubService(fleet.hub_connection_string())
-        self.work: Path = args.state_dir / "flywheel"
+        self.work: Path = fleet.settings.state_dir / "work"
         self.devices = sorted(fleet.devices)
         self.drift = parse_drift(args.drift)
 
@@ -197,8 +197,12 @@ async def cmd_flywheel(args: argparse.Namespace) -> int:
     for name, value in (("SIGNALS_WINDOW_S", args.window_s), ("QUALITY_REPORT_S", 2)):
         deployments = startup.set_module_env(deployments, "classifier", name, str(value))
     devices = tuple(DeviceSpec(f"edge-device-0{i}", {"capture": "on"}) for i in (1, 2, 3))
+    # A fleet of its own, new at every run: a model rolled out or cached by an earlier run
+    # must not be where this one starts.
+    root = args.state_dir / "flywheel"
+    shutil.rmtree(root, ignore_errors=True)
     settings = FleetSettings(
-        state_dir=args.state_dir,
+        state_dir=root,
         address=args.address,
         service_port=args.service_port,
         devices=devices,
@@ -210,7 +214,7 @@ async def cmd_flywheel(args: argparse.Namespace) -> int:
     try:
         async with blob_storage(fleet, 0) as storage:
             write_connection_info(fleet, storage.endpoint if storage else None)
-            tools = tool_variables(args.state_dir)
+            tools = tool_variables(root)
             # This process writes the twins as the operator's shell would after
             # ``eval "$(python -m simulator env)"``: the service SDK trusts the simulator's CA.
             os.environ["REQUESTS_CA_BUNDLE"] = tools["REQUESTS_CA_BUNDLE"]
