@@ -7,8 +7,18 @@ from typing import Any
 
 import pytest
 
+from classifier.frames import FrameMeta, FrameRequest
+from classifier.metrics import Metrics
 from classifier.model_update.desired import DesiredProperties, DesiredPropertiesError
-from classifier.quality.capture_settings import CAPTURE_OFF, Classes, Sample, Threshold
+from classifier.predictions import ModelInfo, Prediction
+from classifier.quality.capture_settings import (
+    CAPTURE_OFF,
+    CaptureStorage,
+    Classes,
+    Sample,
+    Threshold,
+)
+from classifier.quality.capture_stage import CaptureStage
 from classifier.quality.policies import Candidate, CaptureSelector, DailyBudget, RateLimit
 
 EVERY_POLICY = {
@@ -123,3 +133,20 @@ def test_the_daily_budget_refuses_past_its_bytes_and_starts_again_the_next_day()
     assert budget.reserve(900)
     clock[0] += 86_400
     assert budget.reserve(1_000) and budget.used_bytes == 1_000
+
+
+def test_a_chosen_frame_past_the_day_s_budget_is_dropped_and_counted_under_its_policy() -> None:
+    # The writer is never started: only the decision at the outcome is under test.
+    storage = CaptureStorage(connection_string="UseDevelopmentStorage=true", queue_capacity=4)
+    metrics = Metrics()
+    stage = CaptureStage(storage, metrics)
+    stage.apply(_parse({"random": {"probability": 1.0}, "max_bytes_per_day": 7_000}).capture)
+    for i in range(3):
+        meta = FrameMeta(f"f{i}")
+        request = FrameRequest(meta, b"\xff\xd8\xff" + bytes(1_000))
+        model = ModelInfo("m", "1", "0" * 64, "cpu")
+        stage.offer(Prediction(meta, (("star", 0.99),), model, {}, 8, 8, request))
+    report = stage.report()["policies"]["random"]
+    # each capture reserves its frame plus 2 KiB for the sidecar: two fit in 7,000 bytes
+    assert (report["selected"], report["dropped_by_reason"]) == (3, {"budget": 1})
+    assert stage.queued == 2 and metrics.counters["captures_dropped.random"] == 1
