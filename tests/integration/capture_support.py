@@ -12,7 +12,6 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from classifier.config import ModuleConfig
-from edge_module.hub import InboundMessage
 from edge_module.local_hub import LocalHub
 from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from simulator.certs import ensure_certificates
@@ -25,6 +24,7 @@ from simulator.local.blob_storage import (
 from simulator.mqtt.testing import random_loopback_host
 from tests.conftest import DEFAULT_MODEL
 from tests.integration.model_update_e2e_support import require_tools
+from tests.support.camera import camera_message
 
 
 class Storage:
@@ -113,13 +113,5 @@ async def send_camera_frames(hub: LocalHub, first: int, count: int) -> dict[str,
     for i in range(first, first + count):
         frame = make_frame("cam", DEFAULT_SEED, i, 320, 240, 85)
         sent[frame.message_id] = frame.jpeg
-        await hub.deliver(
-            InboundMessage(
-                "frames",
-                frame.jpeg,
-                "image/jpeg",
-                message_id=frame.message_id,
-                properties=frame.properties,
-            )
-        )
+        await hub.deliver(camera_message(frame))
     return sent
