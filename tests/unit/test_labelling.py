@@ -4,6 +4,8 @@ labels file it keeps, and the dataset's statistics."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,32 @@ def test_stats_count_captures_labels_and_agreement(tmp_path: Path) -> None:
     assert stats["model_agrees_with_label"] == 0.5  # the helper's top-1 is wrong every other frame
     assert stats["by_policy"] == {"low_confidence": 4} and stats["by_device"] == {"dock-7": 4}
     assert len(captures(tmp_path)) == 4
+
+
+def _post(url: str, body: dict[str, str], origin: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if origin is not None:
+        headers["Origin"] = origin
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_only_the_page_s_own_origin_may_change_labels(tmp_path: Path) -> None:
+    write_captures(tmp_path, 2)
+    session = LabelSession(tmp_path, list(synthdata.LABELS))
+    server = LabelServer(session, "127.0.0.1", 0)
+    url = server.start()
+    try:
+        body = {"key": session.captures[0].key, "label": "star"}
+        assert _post(url + "api/label", body, "http://elsewhere.example") == 403
+        assert not read_labels(tmp_path)
+        assert _post(url + "api/label", body, url.rstrip("/")) == 200
+        assert read_labels(tmp_path)[session.captures[0].key]["label"] == "star"
+        with urllib.request.urlopen(url + "frame/1", timeout=10) as response:
+            assert response.read() == session.captures[1].frame_path.read_bytes()
+    finally:
+        server.stop()
