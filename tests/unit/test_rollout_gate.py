@@ -52,3 +52,14 @@ def test_a_model_s_signals_are_found_by_its_sha256_prefix() -> None:
     assert model_signals(reported, "abcdef012345" + "0" * 52) == GOOD
     assert model_signals(reported, "f" * 64) is None
     assert model_signals({}, "f" * 64) is None
+
+
+def test_a_gate_without_canaries_is_refused_before_anything_is_uploaded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cloud_tools.__main__ import main
+
+    args = ["model", "rollout", "--name", "x", "--target-condition", "*", "--priority", "5"]
+    args += ["--url", "https://example.invalid/m.onnx", "--sha256", "0" * 64]
+    assert main([*args, "--gate", "mean_confidence>=0.9"]) == 2
+    assert "--gate judges canaries: give --canary-percent too" in capsys.readouterr().err
