@@ -2,6 +2,11 @@
 
     model upload|push|status|stamp    models in Blob Storage and on devices (docs/module-twin.md)
     model rollout                     a model to a fleet through a layered deployment, canary first
+                                      (--gate: judged on the canaries' signals)
+    dataset pull|stats                frames the devices captured for labelling
+    label                             a local web page to label them
+    train                             fine-tune a model on labelled captures
+    evaluate                          models' accuracy side by side
     fleet status|deployments          what each device runs; the deployments and their metrics
     invoke                            a module's direct method
     logs                              a module's log lines from a device (tail, level, since)
@@ -29,6 +34,7 @@ from types import ModuleType
 
 from cloud_tools.commands import (
     build,
+    dataset,
     deploy,
     edge_agent,
     fleet,
@@ -38,6 +44,7 @@ from cloud_tools.commands import (
     monitor,
     quantize,
     score_video,
+    training,
 )
 from cloud_tools.errors import CliError
 from cloud_tools.genconfig import command as genconfig_command
@@ -49,6 +56,7 @@ from cloud_tools.genconfig import command as genconfig_command
 COMMANDS: tuple[ModuleType, ...] = (
     model,
     fleet,
+    dataset,
     invoke,
     edge_agent,
     deploy,
@@ -56,6 +64,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     keys,
     quantize,
     score_video,
+    training,
     genconfig_command,
     build,
 )

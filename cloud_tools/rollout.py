@@ -10,6 +10,11 @@ devices are untouched. Otherwise it widens the same deployment's target conditio
 matching device (IoT Hub lets a deployment's target change, not its content) and waits for
 all of them.
 
+With a gate (``cloud_tools.rollout_gate``), the canaries running the new model must also pass
+it on the signals they report after the canary window. A failed gate halts the rollout the
+same way and rolls the canaries back (the module's ``rollback`` method: the previous model
+serves again, and the module does not retry this model for this desired version).
+
 Exit codes: 0 every device active; 1 a device failed (the canary stage halts); 3 a timeout
 (the devices still pending are named); 2 for a rollout that cannot start (no device matches,
 a priority IoT Hub would not layer, an id IoT Hub refuses).
@@ -30,6 +35,7 @@ from classifier.model_update.desired import SCHEMA_VERSION
 from cloud_tools.errors import FAILED, TIMED_OUT, USAGE, CliError
 from cloud_tools.hub_service import HubService
 from cloud_tools.model_state import ModelState, Progress, model_state
+from cloud_tools.rollout_gate import Gate, describe, model_signals, settled
 
 _ID = re.compile(r"[a-z0-9\-:+%_#*?!(),=@;']{1,128}")
 
@@ -44,6 +50,7 @@ class RolloutPlan:
     canary_percent: float | None
     timeout_s: float
     poll_s: float = 2.0
+    gate: Gate | None = None
 
     @property
     def sha256(self) -> str:
@@ -103,8 +110,11 @@ class Rollout:
                 f"{len(canaries)} canary device(s) of {len(devices)}: {', '.join(canaries)}"
             )
             code = self._wait(canaries, "canary")
+            controls = [d for d in devices if d not in canaries]
+            if code == 0 and plan.gate is not None:
+                code = self._judge(plan.gate, canaries, controls)
             if code != 0:
-                self._halt(code, [d for d in devices if d not in canaries])
+                self._halt(code, controls)
                 return code
             created.target_condition = plan.target_condition
             created.labels = {**(created.labels or {}), "stage": "all"}
@@ -215,6 +225,58 @@ class Rollout:
             reported = dict(props.reported or {}) if props else {}
             states[device] = model_state(desired, reported, self._plan.sha256)
         return states
+
+    # -- the gate ---------------------------------------------------------------------------
+
+    def _judge(self, gate: Gate, canaries: list[str], controls: list[str]) -> int:
+        """Waits for the canary window, then judges the canaries' signals for the new model."""
+        plan = self._plan
+        conditions = ", ".join(str(c) for c in gate.conditions)
+        self._say(f"gate: {conditions}; canary window {gate.window_s:g} s")
+        started = time.monotonic()
+        deadline = started + gate.window_s + plan.timeout_s
+        while True:
+            reports = self._signals(canaries, plan.sha256)
+            if settled(gate, started, reports) or time.monotonic() >= deadline:
+                break
+            time.sleep(plan.poll_s)
+        for device, reported in self._reported(controls).items():
+            current = str((reported.get("model") or {}).get("sha256") or "")
+            self._say(f"  control {device}: {describe(model_signals(reported, current))}")
+        failed = {}
+        for device in canaries:
+            self._say(f"  canary {device}: {describe(reports[device])}")
+            problems = gate.failures(reports[device])
+            if problems:
+                failed[device] = problems
+        if not failed:
+            self._say("gate passed")
+            return 0
+        for device, problems in sorted(failed.items()):
+            self._say(f"gate failed on {device}: {'; '.join(problems)}")
+        self._roll_back(canaries)
+        return FAILED
+
+    def _signals(self, devices: list[str], sha256: str) -> dict[str, dict[str, Any] | None]:
+        return {d: model_signals(r, sha256) for d, r in self._reported(devices).items()}
+
+    def _reported(self, devices: list[str]) -> dict[str, dict[str, Any]]:
+        twins = self._hub.module_twins(self._plan.module, devices)
+        found: dict[str, dict[str, Any]] = {}
+        for device in devices:
+            twin = twins.get(device)
+            found[device] = dict(twin.properties.reported or {}) if twin and twin.properties else {}
+        return found
+
+    def _roll_back(self, canaries: list[str]) -> None:
+        for device in canaries:
+            try:
+                status, payload = self._hub.invoke(device, self._plan.module, "rollback", {}, 60)
+            except CliError as e:
+                self._say(f"  rollback on {device} failed: {e}")
+                continue
+            outcome = "rolled back" if status == 200 else f"rollback answered {status}: {payload}"
+            self._say(f"  {device}: {outcome}")
 
     def _halt(self, code: int, untouched: list[str]) -> None:
         why = "a canary failed" if code == FAILED else "the canary did not finish in time"

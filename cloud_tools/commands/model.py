@@ -7,6 +7,7 @@
     model stamp FILE.onnx --out NEW.onnx [--version V] [--name N] [--self-test IMAGE]
     model rollout --name DEPLOYMENT --target-condition "tags.site='x'" --priority P
                   (--model FILE | --url URL --sha256 HEX) [--canary-percent K]
+                  [--gate "low_confidence_share<=0.10,mean_confidence>=0.85"]
 
 ``push`` writes the module twin's desired ``model`` section (docs/module-twin.md), then follows
 the module's reported ``modelUpdate`` until it says ``active`` for this push (exit 0), ``failed``
@@ -36,6 +37,7 @@ from cloud_tools.model_stamp import stamp_model
 from cloud_tools.model_storage import describe_file, upload_model
 from cloud_tools.push_progress import PushProgress
 from cloud_tools.rollout import Rollout, RolloutPlan, check_rollout
+from cloud_tools.rollout_gate import Gate
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,6 +94,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=float,
         help="first roll out to this share of the devices (by device id, at least one) and "
         "halt if any of them fails",
+    )
+    rollout.add_argument(
+        "--gate",
+        help="conditions the canaries' signals for the new model must meet after the canary "
+        'window, e.g. "low_confidence_share<=0.10,mean_confidence>=0.85" (metrics: '
+        "mean_confidence, low_confidence_share, error_rate, p50_ms, p99_ms); a failed gate "
+        "halts the rollout and rolls the canaries back. Needs --canary-percent",
+    )
+    rollout.add_argument(
+        "--canary-window-s", type=float, default=120.0, help="seconds the canaries run first"
+    )
+    rollout.add_argument(
+        "--gate-min-frames", type=int, default=50, help="frames each canary must have scored"
     )
     rollout.add_argument("--module", default="classifier")
     rollout.add_argument(
@@ -193,6 +208,11 @@ def _model_section(
 def _rollout(args: argparse.Namespace) -> int:
     # Before any upload: a bad id or connection string fails first.
     check_rollout(args.name, args.priority, args.canary_percent)
+    gate = None
+    if args.gate:
+        if args.canary_percent is None:
+            raise CliError("--gate judges canaries: give --canary-percent too", USAGE)
+        gate = Gate.parse(args.gate, args.canary_window_s, args.gate_min_frames)
     hub = HubService.from_args(args)
     plan = RolloutPlan(
         name=args.name,
@@ -203,6 +223,7 @@ def _rollout(args: argparse.Namespace) -> int:
         canary_percent=args.canary_percent,
         timeout_s=args.timeout,
         poll_s=args.poll_s,
+        gate=gate,
     )
     return Rollout(hub, plan, sys.stdout).run()
 

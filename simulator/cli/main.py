@@ -27,6 +27,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from simulator.cli.flywheel import add_arguments as add_flywheel_arguments
+from simulator.cli.flywheel import cmd_flywheel
 from simulator.cli.run import cmd_demo, cmd_up
 from simulator.errors import SimulatorError
 from simulator.fleet import DEFAULT_DEVICE_ID
@@ -239,6 +241,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=float, default=10.0)
     demo.add_argument("--quiet", action="store_true", help="only the summary lines")
     demo.add_argument(
+        "--flywheel",
+        action="store_true",
+        help="the model-quality loop instead: drift, capture, label, fine-tune, gated canary",
+    )
+    add_flywheel_arguments(demo)
+    demo.add_argument(
         "--update-after",
         type=float,
         default=15.0,
@@ -274,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "module-env":
             return cmd_module_env(args)
         command = {"up": cmd_up, "messages": cmd_messages, "demo": cmd_demo}[args.command]
+        if args.command == "demo" and args.flywheel:
+            command = cmd_flywheel
         return asyncio.run(command(args))
     except (SimulatorError, OSError) as e:
         print(f"simulator: {e}", file=sys.stderr)

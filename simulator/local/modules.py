@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +14,7 @@ from cloud_tools.genconfig import device_manifest
 from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS, modules_path
 from simulator.device.device import DeviceSettings
 from simulator.device.runtime import ModuleCommand
+from simulator.local.blob_module import ACCOUNT_NAME, MODULE_NAME, blob_connection_string
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deployment.template.json"
@@ -29,11 +33,24 @@ LOCAL_VARIABLES = {
 
 def local_environment(modules_dir: Path | None = None) -> dict[str, str]:
     """genconfig's variables for the simulator: iotedgedev's defaults plus LOCAL_VARIABLES,
-    and the modules folder when one is named.
+    the modules folder when one is named, and the local Blob Storage module's account key
+    (``layered.blobstorage``).
 
-    Neither the shell's environment nor a .env file takes part, so a run is reproducible.
+    Neither the shell's environment nor a .env file takes part, so a run is reproducible
+    but for the key, which is a secret and new in every simulator process.
     """
-    return {**IOTEDGEDEV_DEFAULTS, **LOCAL_VARIABLES, **modules_path(modules_dir)}
+    return {
+        **IOTEDGEDEV_DEFAULTS,
+        **LOCAL_VARIABLES,
+        **modules_path(modules_dir),
+        "LOCAL_STORAGE_ACCOUNT_KEY": local_storage_key(),
+    }
+
+
+@functools.cache
+def local_storage_key() -> str:
+    """The devices' local Blob Storage account key: the manifest's and the writers' one."""
+    return base64.b64encode(secrets.token_bytes(64)).decode()
 
 
 def local_device_manifest(
@@ -51,7 +68,9 @@ def repo_module_commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
     the device's folder instead: the classifier's model cache (the image's volume, one per
     device), the claim-check folder both modules mount (the ``frame-claims`` volume, one per
     device) and the simulator's CA, which also signs the local Blob Storage emulator's
-    certificate.
+    certificate. The local Blob Storage module (``layered.blobstorage``) keeps its blobs in
+    the device's folder; the classifier is given its connection string (on a real device the
+    deployment's classifier env carries it), so captures reach it once a layer deploys it.
     """
     volumes = device.state_dir / "volumes"
     claims = str(volumes / "frame-claims")
@@ -64,7 +83,15 @@ def repo_module_commands(device: DeviceSettings) -> dict[str, ModuleCommand]:
                 "MODEL_CACHE_DIR": str(volumes / "classifier-models"),
                 "MODEL_DOWNLOAD_CA_FILE": str(device.ca_file),
                 "CLAIM_CHECK_DIR": claims,
+                "CAPTURE_STORAGE_CONNECTION_STRING": blob_connection_string(
+                    device.address, ACCOUNT_NAME, local_storage_key()
+                ),
             },
+        ),
+        MODULE_NAME: ModuleCommand(
+            argv=[sys.executable, "-m", "simulator.local.blob_module"],
+            cwd=REPO,
+            env={"BLOB_ROOT": str(volumes / "blob-captures")},
         ),
         "framesource": ModuleCommand(
             argv=[sys.executable, "-m", "framesource"],

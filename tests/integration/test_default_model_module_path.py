@@ -17,9 +17,9 @@ import pytest
 from classifier.config import ModuleConfig
 from classifier.engine import InferenceEngine
 from classifier.local_run import classifier_on_local_hub
-from edge_module.hub import InboundMessage
 from framesource.sources.synthetic import DEFAULT_SEED, make_frame
 from tests.conftest import DEFAULT_MODEL
+from tests.support.camera import camera_message
 
 FRAMES = 600
 # 600 frames give a standard error of about 0.9 points near 95%; three of them is the margin.
@@ -41,15 +41,7 @@ async def test_camera_frames_through_the_module_match_the_recorded_accuracy() ->
     async with classifier_on_local_hub(config, engine) as local:
         for i in range(FRAMES):
             frame = make_frame("cam", DEFAULT_SEED, i, 320, 240, 85)
-            await local.hub.deliver(
-                InboundMessage(
-                    "frames",
-                    frame.jpeg,
-                    "image/jpeg",
-                    message_id=frame.message_id,
-                    properties=frame.properties,
-                )
-            )
+            await local.hub.deliver(camera_message(frame))
     hub = local.hub
     docs = [json.loads(m.body) for m in hub.sent["predictions"]]
     assert len(docs) == FRAMES and not hub.sent["errors"]

@@ -188,3 +188,12 @@ def test_identity_comes_from_iot_edge_or_the_development_connection_string():
     assert (edge.iothub, edge.edge_device, edge.module_name) == ("h.net", "d", "m")
     assert (dev.iothub, dev.edge_device, dev.module_name) == ("h2", "d2", "m2")
     assert edge.instance_number != IdentityLabels.from_env({}).instance_number
+
+
+def test_captures_and_their_drops_are_counted_per_policy(endpoint, metrics):
+    metrics.count("captures.low_confidence", 3)
+    metrics.count("captures_dropped.random")
+    families = scrape(endpoint)
+    captures, dropped = "classifier_captures", "classifier_captures_dropped"
+    assert value(families, captures, f"{captures}_total", code="low_confidence") == 3.0
+    assert value(families, dropped, f"{dropped}_total", code="random") == 1.0

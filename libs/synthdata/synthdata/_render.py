@@ -46,6 +46,7 @@ def render(
     width: int,
     height: int,
     difficulty: float | None = None,
+    backdrop: np.ndarray | None = None,
 ) -> np.ndarray:
     """Renders one RGB frame (uint8, ``height`` x ``width`` x 3) showing class ``class_id``.
 
@@ -57,6 +58,10 @@ def render(
     The spread matters for training: from scratch, the seed CNN finds no foothold in
     uniformly hard scenes (its loss sat at ln 10 for 750 steps), while the easy end teaches
     it shapes that carry over to the hard end.
+
+    ``backdrop`` (``height`` x ``width`` x 3) replaces the background (camera drift: a scene
+    the model never saw). The usual background is still drawn first, so every later draw
+    from ``rng`` (clutter, the shape's place) is the same as without it.
     """
     if not 0 <= class_id < len(LABELS):
         raise ValueError(f"class_id must be in 0..{len(LABELS) - 1}, got {class_id}")
@@ -70,6 +75,10 @@ def render(
     unit = min(width, height)
     palette = Palette.for_difficulty(rng, difficulty)
     image = paint_background(rng, palette, width, height, difficulty)
+    if backdrop is not None:
+        if backdrop.shape != image.shape:
+            raise ValueError(f"backdrop of shape {backdrop.shape} for a {width}x{height} frame")
+        image = backdrop.astype(np.uint8, copy=True)
     add_clutter(rng, image, int(rng.integers(0, 1 + round(_MAX_CLUTTER * difficulty))))
     _draw_shape(rng, image, BUILDERS[class_id](rng), palette, difficulty)
     if rng.random() < 0.35 * difficulty:

@@ -34,6 +34,7 @@ from classifier.model_update.desired import SCHEMA_VERSION
 from classifier.outcome_messages import sendable
 from classifier.pipeline import Outcome, Pipeline
 from classifier.predictions import utc_now
+from classifier.quality import QualityLoop
 from classifier.redelivery import RecentMessages
 from edge_module.errors import HubError, HubWedgedError
 from edge_module.hub import Hub, InboundMessage, MethodResult, merge_patch
@@ -69,6 +70,11 @@ class ClassifierModule:
             startup = Startup(current, None, path, current.info.sha256)
             updater = ModelUpdater(pipeline, startup, config.updates, config.engine, hub.report)
         self.updater = updater
+        # After the outcome: signals per model and the capture of frames worth labelling.
+        self.quality = QualityLoop(
+            config.quality, self.metrics, hub.report, lambda: pipeline.model_info
+        )
+        updater.on_accepted.append(lambda desired: self.quality.apply_capture(desired.capture))
         self.methods = ModuleMethods(pipeline, updater, self.status)
         self._desired: dict[str, Any] = {}
 
@@ -84,12 +90,14 @@ class ClassifierModule:
     async def emit(self, outcome: Outcome) -> None:
         config = self.config
         await self.outbox.put(sendable(outcome, config.predictions_output, config.errors_output))
+        self.quality.observe(outcome)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.hub.on_message(self._on_message)
         self.hub.on_method(self._on_method)
         self.hub.on_desired_properties(self._on_desired)
         await self.pipeline.start(self.emit)
+        self.quality.start()
         await self.session.open(stop)
         await self._report_state("running")
         await self.updater.report_startup()
@@ -118,7 +126,8 @@ class ClassifierModule:
         await self.pipeline.stop(grace_s)
         await self.updater.close()
         left_s = max(1.0, grace_s - (asyncio.get_running_loop().time() - started))
-        await self.session.close(left_s, self._state_report("stopped"))
+        quality = await self.quality.stop(left_s / 2)
+        await self.session.close(left_s / 2, self._state_report("stopped") | quality)
 
     async def _on_message(self, message: InboundMessage) -> None:
         if self.recent.is_repeat(message):

@@ -20,6 +20,7 @@ from classifier.model_update import DownloadPolicy, UpdateSettings
 from classifier.model_update.signing import parse_public_key
 from classifier.pipeline import PipelineConfig
 from classifier.providers import PROVIDER_NAMES, ProviderPolicy
+from classifier.quality import QualityConfig
 from edge_module.env import EnvReader, boolean, choice, module_log_level, positive
 from edge_module.hub_settings import HubSettings
 from edge_module.outbox import OutboxPolicy
@@ -46,6 +47,7 @@ class ModuleConfig:
     probation_s: float = 300.0
     hub: HubSettings = field(default_factory=HubSettings)
     claim_checks: ClaimCheckSettings = field(default_factory=ClaimCheckSettings)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ModuleConfig:
@@ -117,6 +119,7 @@ class ModuleConfig:
             log_level=module_log_level(reader),
             hub=_hub_settings(reader, pipeline),
             claim_checks=_claim_check_settings(reader),
+            quality=QualityConfig.from_env(reader),
         )
         if reader.problems:
             raise ConfigError("invalid configuration: " + "; ".join(reader.problems))

@@ -367,6 +367,7 @@ class Pipeline:
                 timings_ms=timings,
                 width=p.width,
                 height=p.height,
+                request=p.request,
             )
             self._settle(p, prediction, counted=True)
         self.metrics.count("batches")

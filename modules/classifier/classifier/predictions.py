@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from classifier.bounded_text import reason_text
 from classifier.errors import FrameError
-from classifier.frames import FrameMeta
+from classifier.frames import FrameMeta, FrameRequest
 from edge_module.hub import OutboundMessage
 
 PREDICTION_SCHEMA = "edge-classifier/prediction/1"
@@ -52,6 +52,8 @@ class Prediction:
     timings_ms: dict[str, float]
     width: int
     height: int
+    # The frame as it arrived, for the capture stage after the outcome; never sent.
+    request: FrameRequest | None = field(default=None, repr=False, compare=False)
 
     @property
     def top(self) -> tuple[str, float] | None:

@@ -65,6 +65,8 @@ KNOWN_COUNTERS = {
 KNOWN_CODED_COUNTERS = {
     "frames_failed": "Frames refused or not scored, by error code",
     "model_update_failures": "Model updates that failed, by error code",
+    "captures": "Frames captured for labelling and written to storage, by policy (code)",
+    "captures_dropped": "Frames a capture policy chose but never stored, by policy (code)",
 }
 # Per-frame stages share one histogram family; other histograms get their own.
 FRAME_STAGES = ("queue", "decode", "preprocess", "total")

@@ -7,7 +7,9 @@ the source that was running keeps running, and the reported properties say why. 
 level settings (the output, the claim-check volume, the hub's) come from the environment only.
 
 Source URLs (``SOURCE_URL`` / ``source.url``):
-- ``synthetic:`` the default model's ten procedural classes, with ground truth (``truth``);
+- ``synthetic:`` the default model's ten procedural classes, with ground truth (``truth``),
+  optionally through a drifted camera (``DRIFT_LIGHTING`` ... / ``source.drift_lighting`` ...,
+  each 0..1; docs/configuration.md lists the kinds);
 - a video file (``/data/clip.mp4``, ``file:///data/clip.mp4``) or an image folder
   (``/data/images/``: JPEG, PNG, BMP in name order);
 - ``rtsp://`` / ``rtsps://`` camera streams, ``http://`` / ``https://`` MJPEG (or any stream
@@ -26,6 +28,7 @@ from typing import Any
 
 from edge_module.env import EnvReader, boolean, choice, positive
 from edge_module.errors import SettingsError
+from synthdata import DRIFT_KINDS, Drift
 
 # The synthetic camera's default seed: neither the training nor the held-out split of the
 # default model, so what the camera shows is new to the model.
@@ -65,6 +68,17 @@ class SourceSettings:
     # Stop after this many frames (0: never); the synthetic generator's seed.
     frame_count: int = 0
     seed: int = DEFAULT_SEED
+    # The synthetic camera's drift, each kind a strength 0..1 (synthdata's Drift says what 1 is).
+    drift_lighting: float = 0.0
+    drift_colour_cast: float = 0.0
+    drift_blur: float = 0.0
+    drift_noise: float = 0.0
+    drift_background: float = 0.0
+    drift_angle: float = 0.0
+
+    @property
+    def drift(self) -> Drift:
+        return Drift(**{kind: getattr(self, f"drift_{kind}") for kind in DRIFT_KINDS})
 
     @property
     def kind(self) -> SourceKind:
@@ -98,7 +112,7 @@ SOURCE_VARIABLES = {
     "reconnect_max_s": "RECONNECT_MAX_S",
     "frame_count": "FRAME_COUNT",
     "seed": "SEED",
-}
+} | {f"drift_{kind}": f"DRIFT_{kind.upper()}" for kind in DRIFT_KINDS}
 _MAX_SIDE = 8_192
 _TEXT_KEYS = ("url", "rtsp_transport")
 
@@ -174,7 +188,7 @@ def _parsed(
         "reconnect_max_s": (float, lambda v: 1 <= v <= 3600),
         "frame_count": (int, lambda v: v >= 0),
         "seed": (int, lambda v: 0 <= v < 2**63),
-    }
+    } | {f"drift_{kind}": (float, lambda v: 0 <= v <= 1) for kind in DRIFT_KINDS}
     changes: dict[str, Any] = {}
     for key, value in raw.items():
         parse, check = checks[key]
@@ -194,6 +208,8 @@ def _parsed(
     settings = replace(base, **changes)
     if settings.kind is SourceKind.SYNTHETIC and settings.fps <= 0:
         problems.append("the synthetic source needs fps > 0 (it has no rate of its own)")
+    if settings.kind is not SourceKind.SYNTHETIC and settings.drift.active:
+        problems.append("drift applies to the synthetic source only (a real camera drifts itself)")
     return settings
 
 

@@ -5,11 +5,13 @@
       "model": {"name": "...", "version": "...", "url": "https://...", "sha256": "<64 hex>",
                 "size": 13771758, "signature": "<base64 ed25519>"},
       "inference": {"top_k": 3, "confidence_threshold": 0.2, "max_batch": 8,
-                    "max_wait_ms": 5, "provider": "auto", "provider_policy": "auto"}
+                    "max_wait_ms": 5, "provider": "auto", "provider_policy": "auto"},
+      "capture": {"low_confidence": {"below": 0.5, "per_minute": 30}, ...}
     }
 
 ``model`` absent or null means the module's built-in model (``MODEL_PATH``). An ``inference``
-key that is absent keeps the module's environment setting. Unknown keys are refused rather
+key that is absent keeps the module's environment setting. ``capture`` is validated by
+``classifier.quality.capture_settings``; absent or null captures nothing. Unknown keys are refused rather
 than ignored: a misspelt ``"confidence_treshold"`` must not silently change nothing.
 docs/module-twin.md is the published form of this schema.
 """
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 
 from classifier.errors import UpdateErrorCode
 from classifier.providers import PROVIDER_NAMES, ProviderPolicy
+from classifier.quality.capture_settings import CAPTURE_OFF, CaptureSettings, parse_capture
 
 SCHEMA_VERSION = "1.0"
 # Every key of the model section. A writer sends all of them, null for the ones it does not
@@ -91,6 +94,7 @@ class DesiredProperties:
     version: int  # the twin's $version of this document
     model: ModelSource | None = None
     inference: InferenceSettings = field(default_factory=InferenceSettings)
+    capture: CaptureSettings = CAPTURE_OFF
 
     @classmethod
     def parse(cls, doc: Mapping[str, Any]) -> DesiredProperties:
@@ -103,16 +107,17 @@ class DesiredProperties:
         schema = doc.get("schemaVersion", SCHEMA_VERSION)
         if not isinstance(schema, str) or schema.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
             problems.append(f"schemaVersion {schema!r} is not supported (this module reads 1.x)")
-        known = {"schemaVersion", "model", "inference"}
+        known = {"schemaVersion", "model", "inference", "capture"}
         unknown = sorted(k for k in doc if not k.startswith("$") and k not in known)
         if unknown:
             problems.append(f"unknown keys {unknown} (known: {sorted(known)})")
         model = _parse_model(doc.get("model"), problems)
         inference = _parse_inference(doc.get("inference"), problems)
+        capture = parse_capture(doc.get("capture"), problems)
         if problems:
             raise DesiredPropertiesError(version, problems)
         assert version is not None
-        return cls(version, model, inference)
+        return cls(version, model, inference, capture)
 
 
 def _is_int(value: Any) -> bool:

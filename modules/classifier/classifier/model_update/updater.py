@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ class ModelUpdater:
         self._retry_delay_s = settings.retry_s
         self.store.on_promoted = self._promoted
         self.store.on_fallback = self._fell_back
+        # Other sections of an accepted document (capture): each returns its reported part.
+        self.on_accepted: list[Callable[[DesiredProperties], dict[str, Any]]] = []
 
     # -- desired properties -----------------------------------------------------------------
 
@@ -129,6 +132,8 @@ class ModelUpdater:
         self._last_desired = doc
         self._cancel_retry()
         applied = self._apply_live(desired.inference)
+        for apply_section in self.on_accepted:
+            applied |= apply_section(desired)
         await self._report({"desired": _ack(desired.version, "accepted", None)} | applied)
         await self._reconcile_model(
             _Target(desired.model, self._options_for(desired.inference), desired.version)

@@ -28,37 +28,42 @@ class SyntheticFrame:
     timestamp_s: float
     pts_ms: int | None = None
     truth: str | None = None
+    drift: synthdata.Drift = synthdata.NO_DRIFT
 
     def __post_init__(self) -> None:
         self.truth = synthdata.LABELS[self.index % synthdata.NUM_CLASSES]
 
     def encode(self, width: int, height: int, quality: int) -> EncodedFrame:
         class_id = self.index % synthdata.NUM_CLASSES
-        rgb = synthdata.render(
+        rgb = synthdata.render_drifted(
             class_id,
             synthdata.sample_rng(self.seed, self.index),
             width or DEFAULT_WIDTH,
             height or DEFAULT_HEIGHT,
+            self.drift,
+            synthdata.drift_rng(self.seed, self.index),
         )
         return encode_rgb(rgb, quality)
 
 
 class SyntheticReader:
-    def __init__(self, seed: int, fps: float) -> None:
+    def __init__(self, seed: int, fps: float, drift: synthdata.Drift = synthdata.NO_DRIFT) -> None:
         self._seed = seed
         self._period_s = 1.0 / fps
+        self._drift = drift
 
     @classmethod
     def open(cls, settings: SourceSettings) -> SyntheticReader:
-        return cls(settings.seed, settings.fps)
+        return cls(settings.seed, settings.fps, settings.drift)
 
     def describe(self) -> dict[str, Any]:
-        return {"codec": "synthetic", "classes": synthdata.NUM_CLASSES}
+        drift = self._drift.to_dict() if self._drift.active else None
+        return {"codec": "synthetic", "classes": synthdata.NUM_CLASSES, "drift": drift}
 
     def frames(self) -> Iterator[SyntheticFrame]:
         # Timestamps at the target rate: the pacer sends them in real time, none skipped.
         for index in itertools.count():
-            yield SyntheticFrame(self._seed, index, index * self._period_s)
+            yield SyntheticFrame(self._seed, index, index * self._period_s, drift=self._drift)
 
     def close(self) -> None:
         pass
@@ -76,9 +81,15 @@ class CameraFrame:
 
 
 def make_frame(
-    source_id: str, seed: int, index: int, width: int, height: int, quality: int
+    source_id: str,
+    seed: int,
+    index: int,
+    width: int,
+    height: int,
+    quality: int,
+    drift: synthdata.Drift = synthdata.NO_DRIFT,
 ) -> CameraFrame:
-    frame = SyntheticFrame(seed, index, 0.0)
+    frame = SyntheticFrame(seed, index, 0.0, drift=drift)
     jpeg = frame.encode(width, height, quality).jpeg
     truth = frame.truth or ""
     properties = {

@@ -1,0 +1,92 @@
+"""Labelling captured frames: the oracle, the page's session (label, correct, undo) and the
+labels file it keeps, and the dataset's statistics."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import synthdata
+from cloud_tools.__main__ import main
+from cloud_tools.dataset.captures import captures, read_labels
+from cloud_tools.dataset.label_server import LabelServer, LabelSession
+from cloud_tools.dataset.stats import dataset_stats
+from cloud_tools.errors import CliError
+from tests.support.capture_folder import write_captures
+
+
+def test_the_oracle_labels_every_frame_from_its_ground_truth(tmp_path: Path) -> None:
+    truths = write_captures(tmp_path, 6)
+    assert main(["label", str(tmp_path), "--oracle", "truth"]) == 0
+    labels = read_labels(tmp_path)
+    assert sorted(r["label"] for r in labels.values()) == sorted(truths)
+    assert {r["by"] for r in labels.values()} == {"oracle:truth"}
+    lines = (tmp_path / "labels.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all(json.loads(line)["frame"].endswith(".json") for line in lines)
+
+
+def test_a_session_labels_corrects_and_undoes_and_the_file_follows(tmp_path: Path) -> None:
+    write_captures(tmp_path, 3)
+    session = LabelSession(tmp_path, list(synthdata.LABELS))
+    first, second = session.captures[0].key, session.captures[1].key
+    session.set_label(first, "star")
+    session.set_label(second, "heart")
+    session.set_label(first, "circle")  # corrected
+    assert read_labels(tmp_path)[first]["label"] == "circle"
+    session.undo()
+    assert read_labels(tmp_path)[first]["label"] == "star"
+    session.undo()
+    assert second not in read_labels(tmp_path)
+    state = session.state()
+    assert (state["labelled"], state["total"], state["can_undo"]) == (1, 3, True)
+    with pytest.raises(ValueError, match="not one of the classes"):
+        session.set_label(first, "dragon")
+
+
+def test_the_page_is_offered_on_loopback_only(tmp_path: Path) -> None:
+    write_captures(tmp_path, 1)
+    with pytest.raises(CliError, match="loopback only"):
+        LabelServer(LabelSession(tmp_path), "0.0.0.0")
+
+
+def test_stats_count_captures_labels_and_agreement(tmp_path: Path) -> None:
+    write_captures(tmp_path, 4)
+    main(["label", str(tmp_path), "--oracle", "truth"])
+    stats = dataset_stats(tmp_path)
+    assert stats["captures"] == 4 and stats["labelled"] == 4
+    assert stats["model_agrees_with_label"] == 0.5  # the helper's top-1 is wrong every other frame
+    assert stats["by_policy"] == {"low_confidence": 4} and stats["by_device"] == {"dock-7": 4}
+    assert len(captures(tmp_path)) == 4
+
+
+def _post(url: str, body: dict[str, str], origin: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if origin is not None:
+        headers["Origin"] = origin
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_only_the_page_s_own_origin_may_change_labels(tmp_path: Path) -> None:
+    write_captures(tmp_path, 2)
+    session = LabelSession(tmp_path, list(synthdata.LABELS))
+    server = LabelServer(session, "127.0.0.1", 0)
+    url = server.start()
+    try:
+        body = {"key": session.captures[0].key, "label": "star"}
+        assert _post(url + "api/label", body, "http://elsewhere.example") == 403
+        assert not read_labels(tmp_path)
+        assert _post(url + "api/label", body, url.rstrip("/")) == 200
+        assert read_labels(tmp_path)[session.captures[0].key]["label"] == "star"
+        with urllib.request.urlopen(url + "frame/1", timeout=10) as response:
+            assert response.read() == session.captures[1].frame_path.read_bytes()
+    finally:
+        server.stop()
