@@ -9,7 +9,7 @@ import pytest
 from tests.images.conftest import run_in, scores
 from tests.images.test_module_images import SCORE, assert_same_scores
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
 # What ONNX Runtime prints under emulation only: qemu's ARM /proc/cpuinfo names no vendor.
 EMULATION_ONLY = "onnxruntime cpuid_info warning: Unknown CPU vendor"

@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from tests.deploy.test_iotedgedev_parity import CASES, iotedgedev_home, tool_environment
-from tests.support.solution import DOTENV, make_solution, write_dotenv
+from tests.images.conftest import solution_with_tiny_dockerfiles
 
 pytestmark = [pytest.mark.registry, pytest.mark.containers]
 
@@ -37,14 +37,6 @@ BUILT = {
 def iotedgedev(tool, tmp_path_factory) -> tuple[Path, Path]:
     """The real iotedgedev's executable and the HOME it runs with."""
     return tool("iotedgedev"), iotedgedev_home(tmp_path_factory)
-
-
-def solution_with_tiny_dockerfiles(folder: Path, registry: str) -> Path:
-    make_solution(folder)
-    write_dotenv(folder, {**DOTENV, "CONTAINER_REGISTRY_SERVER": registry})
-    for dockerfile in folder.glob("modules/*/Dockerfile.*"):
-        dockerfile.write_text(f"FROM scratch\nLABEL built-from={dockerfile.name}\n")
-    return folder
 
 
 def built_and_removed(engine: docker.DockerClient, registry: str) -> set[str]:

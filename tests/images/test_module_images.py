@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import REPO, TESTDATA
 from tests.images.conftest import run_in, scores
 
+pytestmark = pytest.mark.containers
+
 # ORT's results on another build of the same wheel, and under emulation, differ in the last
 # float bits only.
 TOLERANCE = 1e-4
