@@ -76,7 +76,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
   # No system daemon.json either: an empty one of our own.
   [ -f "$DIR/daemon.json" ] || echo '{}' >"$DIR/daemon.json"
+  # What an engine that was killed leaves behind: its sockets, and a PID file that would stop
+  # dockerd from starting while that PID lives (as another process, by then).
   rm -f "$CONTAINERD_SOCK" "$SOCK"
+  local stale
+  stale="$(cat "$DIR/dockerd.pid" 2>/dev/null || true)"
+  if [ -n "$stale" ] && ! tr '\0' ' ' <"/proc/$stale/cmdline" 2>/dev/null | grep -qF " $DIR/"; then
+    rm -f "$DIR/dockerd.pid"
+  fi
   setsid containerd --config "$DIR/containerd.toml" >>"$DIR/containerd.log" 2>&1 </dev/null 9>&- &
   local containerd_pid=$!
   wait_for containerd "$START_TIMEOUT_S" "$DIR/containerd.log" test -S "$CONTAINERD_SOCK"
