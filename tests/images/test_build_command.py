@@ -1,5 +1,6 @@
 """``python -m cloud_tools build --push`` pushes each image it builds to the registry its tag
-names, with the ``CONTAINER_REGISTRY_*`` credentials of ``.env``, and says which push failed.
+names, with the ``CONTAINER_REGISTRY_*`` credentials of ``.env``, and says which build or
+push failed, and why.
 
 The registry is the CNCF Distribution registry (Debian's ``docker-registry``) on a loopback
 address with basic auth; plain HTTP, which the engine allows for loopback registries.
@@ -135,4 +136,16 @@ def test_a_refused_push_fails_naming_the_image(engine, registry, tmp_path):
     done = build_and_push(engine, solution, registry)
     assert done.returncode == 1
     assert f"pushing {registry.server}/classifier:0.1.0-amd64 failed" in done.stderr
+    assert registry.tags("classifier") == []
+
+
+def test_a_failing_build_fails_naming_the_image_and_the_step(engine, registry, tmp_path):
+    solution = solution_with_tiny_dockerfiles(tmp_path / "solution", registry.server)
+    (solution / "modules" / "classifier" / "Dockerfile.amd64").write_text(
+        "FROM amd64/python:3.11.13-slim-bookworm\nRUN no-such-command-here\n"
+    )
+    done = build_and_push(engine, solution, registry)
+    assert done.returncode == 1
+    assert f"building {registry.server}/classifier:0.1.0-amd64 failed" in done.stderr
+    assert "no-such-command-here" in done.stderr
     assert registry.tags("classifier") == []
