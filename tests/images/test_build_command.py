@@ -105,17 +105,15 @@ def build_and_push(
                     engine.images.remove(tag, force=True)
 
 
-def test_push_sends_the_image_with_the_registry_credentials_of_env(engine, registry, tmp_path):
+def solution_pushing_to(registry: Registry, tmp_path: Path, password: str) -> Path:
     solution = solution_with_tiny_dockerfiles(tmp_path / "solution", registry.server)
-    write_dotenv(
-        solution,
-        {
-            **DOTENV,
-            "CONTAINER_REGISTRY_SERVER": registry.server,
-            "CONTAINER_REGISTRY_USERNAME": USER,
-            "CONTAINER_REGISTRY_PASSWORD": PASSWORD,
-        },
-    )
+    credentials = {"CONTAINER_REGISTRY_USERNAME": USER, "CONTAINER_REGISTRY_PASSWORD": password}
+    write_dotenv(solution, {**DOTENV, "CONTAINER_REGISTRY_SERVER": registry.server, **credentials})
+    return solution
+
+
+def test_push_sends_the_image_with_the_registry_credentials_of_env(engine, registry, tmp_path):
+    solution = solution_pushing_to(registry, tmp_path, PASSWORD)
     done = build_and_push(engine, solution, registry)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{registry.server}/classifier:0.1.0-amd64 pushed" in done.stdout
@@ -123,16 +121,7 @@ def test_push_sends_the_image_with_the_registry_credentials_of_env(engine, regis
 
 
 def test_a_refused_push_fails_naming_the_image(engine, registry, tmp_path):
-    solution = solution_with_tiny_dockerfiles(tmp_path / "solution", registry.server)
-    write_dotenv(
-        solution,
-        {
-            **DOTENV,
-            "CONTAINER_REGISTRY_SERVER": registry.server,
-            "CONTAINER_REGISTRY_USERNAME": USER,
-            "CONTAINER_REGISTRY_PASSWORD": "wrong",
-        },
-    )
+    solution = solution_pushing_to(registry, tmp_path, "wrong")
     done = build_and_push(engine, solution, registry)
     assert done.returncode == 1
     assert f"pushing {registry.server}/classifier:0.1.0-amd64 failed" in done.stderr
