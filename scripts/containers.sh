@@ -40,10 +40,17 @@ install_missing() {
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and there is no apt-get to install them"
   [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: installing them needs root"
   say "installing ${missing[*]}"
-  # The packages' own services stay stopped: this script starts the engine it uses.
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}") >"$DIR/apt.log" 2>&1 ||
-    { cat "$DIR/apt.log" >&2; die "installing ${missing[*]} failed"; }
+  # The packages' own services stay stopped (Debian's policy-rc.d, for the time of the
+  # install where the machine has none): a system dockerd would make a bridge network in a
+  # private address range and iptables rules. This script starts the engine it uses.
+  local policy=/usr/sbin/policy-rc.d ours=0 status=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+  fi
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}") >"$DIR/apt.log" 2>&1 || status=$?
+  [ "$ours" -eq 0 ] || rm -f "$policy"
+  [ "$status" -eq 0 ] || { cat "$DIR/apt.log" >&2; die "installing ${missing[*]} failed"; }
 }
 
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
