@@ -76,8 +76,8 @@ def engine() -> Iterator[docker.DockerClient]:
 def solution(folder: Path) -> Path:
     """The repository's templates with a .env of their own; modules/ is the checkout's."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in (*TEMPLATES, ".dockerignore"):
-        (folder / name).write_bytes((REPO / name).read_bytes())
+    for path in (*REPO.glob("*.template.json"), REPO / ".dockerignore"):
+        (folder / path.name).write_bytes(path.read_bytes())
     (folder / "modules").symlink_to(REPO / "modules")
     (folder / ".env").write_text(
         f"CONTAINER_REGISTRY_SERVER={registry_name()}\n"
@@ -95,10 +95,12 @@ def solution_with_tiny_dockerfiles(folder: Path, registry: str) -> Path:
     return folder
 
 
-def build_images(folder: Path, platform: str) -> dict[str, str]:
+def build_images(
+    folder: Path, platform: str, templates: tuple[str, ...] = TEMPLATES
+) -> dict[str, str]:
     """Module name -> the image tag ``cloud_tools build`` made for ``platform``."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for template in TEMPLATES:
+    for template in templates:
         done = subprocess.run(
             [sys.executable, "-m", "cloud_tools", "build", "-q", "-f", template, "-P", platform],
             cwd=folder,
