@@ -57,7 +57,8 @@ engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 
 # The kernel's start time of a process (field 22 of /proc/PID/stat) tells a process from a
 # later one that reuses its PID.
-start_time_of() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null; }
+# A zombie (ended, not yet reaped by its parent) has none: it is gone for our purposes.
+start_time_of() { awk '{ sub(/^.*\) /, ""); if ($1 != "Z") print $20 }' "/proc/$1/stat" 2>/dev/null; }
 
 wait_for() {
   local what="$1" timeout_s="$2" log="$3"
