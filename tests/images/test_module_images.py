@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import REPO, TESTDATA
 from tests.images.conftest import build_images, registry_name, run_in, scores, solution
 
-pytestmark = pytest.mark.containers
+# The first test builds the amd64 images: a minute or two on a cold cache.
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
 
 # ORT's results on another build of the same wheel, and under emulation, differ in the last
 # float bits only.
