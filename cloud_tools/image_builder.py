@@ -34,7 +34,8 @@ class ImageBuilder:
     def from_env(cls, environ: Mapping[str, str]) -> ImageBuilder:
         """The engine at ``DOCKER_HOST`` (the local socket by default), checked to answer."""
         try:
-            api = docker.APIClient(base_url=environ.get("DOCKER_HOST") or None, version="auto")
+            # DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, from .env too (as iotedgedev).
+            api = docker.from_env(environment=dict(environ)).api
             api.ping()
         except DockerException as e:
             raise CliError(

@@ -40,17 +40,25 @@ install_missing() {
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and there is no apt-get to install them"
   [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: installing them needs root"
   say "installing ${missing[*]}"
-  # The packages' own services stay stopped: this script starts the engine it uses.
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}") >"$DIR/apt.log" 2>&1 ||
-    { cat "$DIR/apt.log" >&2; die "installing ${missing[*]} failed"; }
+  # The packages' own services stay stopped (Debian's policy-rc.d, for the time of the
+  # install where the machine has none): a system dockerd would make a bridge network in a
+  # private address range and iptables rules. This script starts the engine it uses.
+  local policy=/usr/sbin/policy-rc.d ours=0 status=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+  fi
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}") >"$DIR/apt.log" 2>&1 || status=$?
+  [ "$ours" -eq 0 ] || rm -f "$policy"
+  [ "$status" -eq 0 ] || { cat "$DIR/apt.log" >&2; die "installing ${missing[*]} failed"; }
 }
 
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # The kernel's start time of a process (field 22 of /proc/PID/stat) tells a process from a
 # later one that reuses its PID.
-start_time_of() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null; }
+# A zombie (ended, not yet reaped by its parent) has none: it is gone for our purposes.
+start_time_of() { awk '{ sub(/^.*\) /, ""); if ($1 != "Z") print $20 }' "/proc/$1/stat" 2>/dev/null; }
 
 wait_for() {
   local what="$1" timeout_s="$2" log="$3"
@@ -76,7 +84,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
   # No system daemon.json either: an empty one of our own.
   [ -f "$DIR/daemon.json" ] || echo '{}' >"$DIR/daemon.json"
+  # What an engine that was killed leaves behind: its sockets, and a PID file that would stop
+  # dockerd from starting while that PID lives (as another process, by then).
   rm -f "$CONTAINERD_SOCK" "$SOCK"
+  local stale
+  stale="$(cat "$DIR/dockerd.pid" 2>/dev/null || true)"
+  if [ -n "$stale" ] && ! tr '\0' ' ' <"/proc/$stale/cmdline" 2>/dev/null | grep -qF " $DIR/"; then
+    rm -f "$DIR/dockerd.pid"
+  fi
   setsid containerd --config "$DIR/containerd.toml" >>"$DIR/containerd.log" 2>&1 </dev/null 9>&- &
   local containerd_pid=$!
   wait_for containerd "$START_TIMEOUT_S" "$DIR/containerd.log" test -S "$CONTAINERD_SOCK"

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The container engine fixture (``engine``) of the tests marked ``containers``.
+pytest_plugins = ["tests.support.container_engine"]
+
 REPO = Path(__file__).resolve().parents[1]
 # CI and every checkout keep the team's shared folder beside the repository.
 SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from cloud_tools.errors import USAGE, CliError
 from cloud_tools.genconfig.build_plan import images_to_build, registry_credentials
+from cloud_tools.genconfig.command import add_template_arguments, solution_settings
 from cloud_tools.genconfig.deployment import prepare, write_manifest
-from cloud_tools.genconfig.environment import IOTEDGEDEV_DEFAULTS, load_environment
 from cloud_tools.genconfig.errors import GenconfigError
 from cloud_tools.image_builder import ImageBuilder
 
@@ -30,21 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "(scripts/containers.sh up starts one)."
         ),
     )
-    parser.add_argument(
-        "-f",
-        "--file",
-        dest="template",
-        type=Path,
-        default=None,
-        help="deployment template (default: $DEPLOYMENT_CONFIG_TEMPLATE_FILE, "
-        f"{IOTEDGEDEV_DEFAULTS['DEPLOYMENT_CONFIG_TEMPLATE_FILE']})",
-    )
-    parser.add_argument(
-        "-P",
-        "--platform",
-        default=None,
-        help=f"target platform (default: $DEFAULT_PLATFORM, {IOTEDGEDEV_DEFAULTS['DEFAULT_PLATFORM']})",
-    )
+    add_template_arguments(parser)
     parser.add_argument("--push", action="store_true", help="push each image after building it")
     parser.add_argument(
         "-q",
@@ -56,10 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    cwd = Path.cwd()
-    env = load_environment(cwd, os.environ)
-    template = args.template or cwd / env["DEPLOYMENT_CONFIG_TEMPLATE_FILE"]
-    platform = args.platform or env["DEFAULT_PLATFORM"]
+    cwd, env, template, platform = solution_settings(args)
     try:
         generated = prepare(template, platform, env)
         builds = images_to_build(generated)

@@ -28,6 +28,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "deployment template is itself a layer, the layer is checked on its own."
         ),
     )
+    add_template_arguments(parser)
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="for a layered template: the base deployment template it is checked on "
+        "(default: the deployment template beside it)",
+    )
+    parser.add_argument(
+        "--fail-on-validation-error",
+        action="store_true",
+        help="accepted for iotedgedev compatibility; validation failures always fail here",
+    )
+    parser.set_defaults(run=run)
+
+
+def add_template_arguments(parser: argparse.ArgumentParser) -> None:
+    """iotedgedev's ``-f TEMPLATE -P PLATFORM``, shared by genconfig and build."""
     parser.add_argument(
         "-f",
         "--file",
@@ -44,30 +61,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"target platform (default: $DEFAULT_PLATFORM, {IOTEDGEDEV_DEFAULTS['DEFAULT_PLATFORM']})",
     )
     parser.add_argument(
-        "--base",
-        type=Path,
-        help="for a layered template: the base deployment template it is checked on "
-        "(default: the deployment template beside it)",
-    )
-    parser.add_argument(
         "--modules",
         type=Path,
         help="the modules folder (DIR/<name>/module.json) for ${MODULES.<name>} images "
         "(default: $MODULES_PATH, modules/ beside the template)",
     )
-    parser.add_argument(
-        "--fail-on-validation-error",
-        action="store_true",
-        help="accepted for iotedgedev compatibility; validation failures always fail here",
-    )
-    parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def solution_settings(args: argparse.Namespace) -> tuple[Path, dict[str, str], Path, str]:
+    """(working directory, variables, template, platform), defaults as iotedgedev takes them."""
     cwd = Path.cwd()
     env = {**load_environment(cwd, os.environ), **modules_path(args.modules)}
     template = args.template or cwd / env["DEPLOYMENT_CONFIG_TEMPLATE_FILE"]
     platform = args.platform or env["DEFAULT_PLATFORM"]
+    return cwd, env, template, platform
+
+
+def run(args: argparse.Namespace) -> int:
+    cwd, env, template, platform = solution_settings(args)
     try:
         generated = prepare(template, platform, env, base=args.base)
     except GenconfigError as e:

@@ -2,8 +2,10 @@
 # Registers qemu-user for aarch64 in binfmt_misc, so arm64 images build and run here.
 #
 # qemu-user before 8.1 hands arm64 programs the host's own /proc/cpuinfo (x86 text); ONNX
-# Runtime's CPU detection crashes on it (SIGSEGV in `import onnxruntime`), and qemu then
-# hangs writing the guest's core dump where the core size is unlimited (as in containers).
+# Runtime's CPU detection crashes on it (SIGSEGV in `import onnxruntime`). In a container
+# that then hangs: qemu ends itself by raising the signal at itself and waiting for it, and
+# the kernel drops a fatal signal a PID namespace's init sends itself (qemu is PID 1 when the
+# program is the container's command; `docker run --init` makes it exit 139 instead).
 # Later qemu emulates an ARM /proc/cpuinfo. Where the distribution's qemu-user-static is
 # older, the static qemu-aarch64 of Debian's next release (QEMU_SUITE) is fetched into
 # $DIR/qemu (apt with the machine's own mirror and keyring, in a private state folder:

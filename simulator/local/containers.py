@@ -114,7 +114,7 @@ async def push_images(
     command (``python -m cloud_tools build --push``), to the simulator's registry."""
     env = {**os.environ, **registry.variables()}
     for template in templates:
-        command = [sys.executable, "-m", "cloud_tools", "build", "--push"]
+        command = [sys.executable, "-m", "cloud_tools", "build", "--push", "-q"]
         command += ["-f", str(template), "-P", platform]
         print(f"images: building and pushing {template.name} ({platform})", flush=True)
         process = await asyncio.create_subprocess_exec(*command, cwd=template.parent, env=env)

@@ -12,19 +12,11 @@ import pytest
 
 from simulator.local.registry import LocalRegistry, RegistryEndpoint
 from simulator.mqtt.testing import random_loopback_host
-from tests.support.container_engine import engine_or_skip
 
 PROBE_DIR = Path(__file__).resolve().parent / "probe"
 PROBE_TAG = "edge-sim-tests/probe:1"
 
 pytestmark = pytest.mark.containers
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[docker.DockerClient]:
-    client = engine_or_skip()
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="session")

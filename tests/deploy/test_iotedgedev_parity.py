@@ -31,15 +31,27 @@ RUN_TIMEOUT_S = 120
 CASES = [(t, p) for t, platforms in TEMPLATE_PLATFORMS.items() for p in platforms]
 
 
-def _environment(home: Path) -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
+def tool_environment(home: Path) -> dict[str, str]:
+    """What iotedgedev and ours run with: a private HOME, the engine DOCKER_HOST names."""
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "DOCKER_HOST")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(HOME=str(home), PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8")
     # iotedgedev fetches the schemas from the web to validate (and goes on without them);
-    # a proxy on a closed loopback port makes that fail at once, whatever the network.
+    # a proxy on a closed loopback port makes that fail at once, whatever the network. The
+    # engine's socket is no HTTP URL: no proxy applies to it.
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         env[name] = "http://127.0.0.1:9"
     return env
+
+
+def iotedgedev_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HOME whose iotedgedev settings switch its telemetry off and skip its first-run prompt."""
+    home = tmp_path_factory.mktemp("iotedgedev-home")
+    (home / ".iotedgedev").mkdir()
+    (home / ".iotedgedev" / "setting.ini").write_text(
+        "[DEFAULT]\nfirsttime = no\ncollect_telemetry = no\n"
+    )
+    return home
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +59,13 @@ def iotedgedev(
     tool: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     executable = tool("iotedgedev")
-    home = tmp_path_factory.mktemp("iotedgedev-home")
-    (home / ".iotedgedev").mkdir()
-    (home / ".iotedgedev" / "setting.ini").write_text(
-        "[DEFAULT]\nfirsttime = no\ncollect_telemetry = no\n"
-    )
+    home = iotedgedev_home(tmp_path_factory)
 
     def run(solution: Path, template: str, platform: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(executable), "solution", "genconfig", "-f", template, "-P", platform],
             cwd=solution,
-            env=_environment(home),
+            env=tool_environment(home),
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT_S,
@@ -71,7 +79,7 @@ def _ours(solution: Path, template: str, platform: str) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "cloud_tools", "genconfig", "-f", template, "-P", platform],
         cwd=solution,
-        env=_environment(solution.parent / "home"),
+        env=tool_environment(solution.parent / "home"),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,

@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -24,6 +24,8 @@ from tests.conftest import REPO, TESTDATA
 
 # The deployment tests' installer of pinned tools (scripts/tools.sh), a fixture here too.
 from tests.deploy.conftest import tool  # noqa: F401
+from tests.support.container_engine import require_image, unavailable
+from tests.support.solution import DOTENV, make_solution, write_dotenv
 
 BUILD_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 300
@@ -36,36 +38,16 @@ ARM64_EMULATION = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 # camera layer the frame source.
 TEMPLATES = ("deployment.template.json", "layered.camera.template.json")
 
-pytestmark = pytest.mark.containers
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or under CI fail: a container test that cannot run there is a failure."""
-    if os.environ.get("EDGE_REQUIRE_TOOLS") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
 
 def registry_name() -> str:
     return "edge-image-tests-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env(timeout=RUN_TIMEOUT_S)
-        client.ping()
-    except docker.errors.DockerException as e:
-        unavailable(f"no container engine at DOCKER_HOST (scripts/containers.sh up): {e}")
-    yield client
-    client.close()
-
-
 def solution(folder: Path) -> Path:
     """The repository's templates with a .env of their own; modules/ is the checkout's."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in (*TEMPLATES, ".dockerignore"):
-        (folder / name).write_bytes((REPO / name).read_bytes())
+    for path in (*REPO.glob("*.template.json"), REPO / ".dockerignore"):
+        (folder / path.name).write_bytes(path.read_bytes())
     (folder / "modules").symlink_to(REPO / "modules")
     (folder / ".env").write_text(
         f"CONTAINER_REGISTRY_SERVER={registry_name()}\n"
@@ -74,10 +56,21 @@ def solution(folder: Path) -> Path:
     return folder
 
 
-def build_images(folder: Path, platform: str) -> dict[str, str]:
+def solution_with_tiny_dockerfiles(folder: Path, registry: str) -> Path:
+    """A copy of the solution whose Dockerfiles build in no time: for what builds, not how."""
+    make_solution(folder)
+    write_dotenv(folder, {**DOTENV, "CONTAINER_REGISTRY_SERVER": registry})
+    for dockerfile in folder.glob("modules/*/Dockerfile.*"):
+        dockerfile.write_text(f"FROM scratch\nLABEL built-from={dockerfile.name}\n")
+    return folder
+
+
+def build_images(
+    folder: Path, platform: str, templates: tuple[str, ...] = TEMPLATES
+) -> dict[str, str]:
     """Module name -> the image tag ``cloud_tools build`` made for ``platform``."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for template in TEMPLATES:
+    for template in templates:
         done = subprocess.run(
             [sys.executable, "-m", "cloud_tools", "build", "-q", "-f", template, "-P", platform],
             cwd=folder,
@@ -103,12 +96,7 @@ def images(
 
     def for_platform(platform: str) -> dict[str, str]:
         if platform not in built:
-            try:
-                engine.images.get(BASES[platform])
-            except docker.errors.ImageNotFound:
-                unavailable(
-                    f"the base image {BASES[platform]} is missing: scripts/containers.sh up"
-                )
+            require_image(engine, BASES[platform])
             if platform == "arm64v8" and not ARM64_EMULATION.exists():
                 unavailable("arm64 emulation (qemu-aarch64 in binfmt_misc) is not registered")
             folder = solution(tmp_path_factory.mktemp(f"solution-{platform}"))

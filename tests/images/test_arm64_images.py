@@ -9,7 +9,9 @@ import pytest
 from tests.images.conftest import run_in, scores
 from tests.images.test_module_images import SCORE, assert_same_scores
 
-pytestmark = pytest.mark.slow
+# The first test builds both arm64 images under emulation: 7 minutes and more on a cold
+# cache (2 cores), beyond the suite's default timeout.
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 # What ONNX Runtime prints under emulation only: qemu's ARM /proc/cpuinfo names no vendor.
 EMULATION_ONLY = "onnxruntime cpuid_info warning: Unknown CPU vendor"

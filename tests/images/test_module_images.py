@@ -10,7 +10,10 @@ import docker
 import pytest
 
 from tests.conftest import REPO, TESTDATA
-from tests.images.conftest import run_in, scores
+from tests.images.conftest import build_images, registry_name, run_in, scores, solution
+
+# The first test builds the amd64 images: a minute or two on a cold cache.
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
 
 # ORT's results on another build of the same wheel, and under emulation, differ in the last
 # float bits only.
@@ -50,6 +53,15 @@ def test_an_image_starts_without_warnings(engine, images, module):
     _, stderr = run_in(
         engine, images("amd64")[module], ["python", "-c", f"import {module}.__main__"]
     )
+    assert stderr == ""
+
+
+def test_the_debug_image_starts_without_warnings(engine, images, tmp_path):
+    images("amd64")  # the base image is there
+    folder = solution(tmp_path / "solution")
+    build_images(folder, "amd64", ("deployment.debug.template.json",))
+    image = f"{registry_name()}/classifier:0.1.0-amd64.debug"
+    _, stderr = run_in(engine, image, ["python", "-c", "import classifier.__main__"])
     assert stderr == ""
 
 

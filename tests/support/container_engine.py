@@ -8,14 +8,16 @@ fail instead, since CI is where they must run.
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 
 import docker
 import pytest
 
-from simulator.local.containers import ContainerEngineError, engine
-
-# The base image the module Dockerfiles start from (or its stand-in, scripts/containers.sh).
+# The base image the amd64 module Dockerfiles start from (or its stand-in, scripts/containers.sh).
 PYTHON_BASE = "amd64/python:3.11.13-slim-bookworm"
+# Long enough for a build step or a push of a module image on a loaded 2-core machine.
+ENGINE_TIMEOUT_S = 300
 
 
 def unavailable(reason: str) -> None:
@@ -25,15 +27,38 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def engine_or_skip() -> docker.DockerClient:
+def engine_unreachable() -> str | None:
+    """Why the engine cannot be reached, checked before docker-py, which leaks the socket of a
+    failed connection (an unraisable ResourceWarning, an error under the tests' settings)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(host.removeprefix("unix://"))
+            except OSError as e:
+                return f"{host}: {e}"
+    return None
+
+
+def require_image(client: docker.DockerClient, name: str) -> None:
     try:
-        client = engine()
-    except ContainerEngineError as e:
-        unavailable(str(e))
-        raise  # unreachable: unavailable() always raises
-    try:
-        client.images.get(PYTHON_BASE)
+        client.images.get(name)
     except docker.errors.ImageNotFound:
-        client.close()
-        unavailable(f"the base image {PYTHON_BASE} is missing: run scripts/containers.sh up")
+        unavailable(f"the base image {name} is missing: run scripts/containers.sh up")
+
+
+def engine_or_skip() -> docker.DockerClient:
+    """A client of the engine, whose amd64 base image is there; skips (or fails) otherwise."""
+    why = engine_unreachable()
+    if why is not None:
+        unavailable(f"no container engine (scripts/containers.sh up starts one): {why}")
+    client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
+    require_image(client, PYTHON_BASE)
     return client
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[docker.DockerClient]:
+    client = engine_or_skip()
+    yield client
+    client.close()
