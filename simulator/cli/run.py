@@ -28,7 +28,7 @@ from simulator.fleet import DEFAULT_DEVICE_ID, DeviceSpec, Fleet, FleetSettings,
 from simulator.hub.upstream import MessageFilter, UpstreamStore
 from simulator.jsondoc import JsonValue
 from simulator.local import startup
-from simulator.local.containers import ContainerRuntime, container_runtime, remove_volumes
+from simulator.local.containers import ContainerRuntime, container_runtime
 from simulator.local.modules import CAMERA_LAYER, repo_module_commands
 from simulator.local.registry import RegistryEndpoint
 from simulator.local.tool_env import blob_storage, write_connection_info
@@ -135,7 +135,12 @@ async def module_runtime(args: argparse.Namespace) -> AsyncIterator[ModuleRuntim
         return
     templates = startup_templates(args)
     async with container_runtime(
-        args.state_dir, args.address, templates, build=not args.no_build
+        args.state_dir,
+        args.address,
+        templates,
+        build=not args.no_build,
+        # A demo starts from the built-in model and leaves no volume behind.
+        fresh_volumes=args.command == "demo",
     ) as runtime:
         print(
             f"image registry: https://{runtime.registry.server} (user {runtime.registry.username})"
@@ -193,11 +198,7 @@ async def _up(args: argparse.Namespace, runtime: ModuleRuntime) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     reap_earlier_run(args.state_dir)
     async with module_runtime(args) as runtime:
-        code = await _demo(args, runtime)
-        if runtime.containers is not None:
-            # A demo leaves nothing behind: its model cache and claim volumes go too.
-            remove_volumes(runtime.containers.client, runtime.containers.scope)
-        return code
+        return await _demo(args, runtime)
 
 
 async def _demo(args: argparse.Namespace, runtime: ModuleRuntime) -> int:

@@ -197,6 +197,11 @@ class EdgeAgent:
             return DesiredStatus(500, str(e))
         except SimulatorError as e:
             return DesiredStatus(400, str(e))
+        except Exception as e:
+            # A backend failing in a way it did not foresee: the deployment is reported
+            # failed (edgeAgent's 500) rather than taken as applied.
+            log.exception("device %s: applying the deployment failed", self._link.device_id)
+            return DesiredStatus(500, f"applying the deployment failed: {e}")
         self._manifest = manifest
         log.info("device %s: %s", self._link.device_id, result)
         return OK

@@ -43,6 +43,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 from simulator.deployment.manifest import DeploymentManifest, ModuleSpec
@@ -70,6 +71,10 @@ WORKLOAD_SOCKET_IN_CONTAINER = "/var/run/iotedge/workload.sock"
 # exit code for a module it could not create, and the restart rules need one.
 _ENGINE_FAILED_EXIT_CODE = 125
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
+# What the engine's client raises: the engine's refusals, and a connection that failed.
+_ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
+# A module image is a few hundred MB; a pull slower than this is a registry that stalled.
+PULL_TIMEOUT_S = 600.0
 
 T = TypeVar("T")
 
@@ -202,7 +207,12 @@ def container_config(
 
 def _named_volumes(config: Mapping[str, Any]) -> list[str]:
     host = config.get("HostConfig") or {}
-    names = [str(m["Source"]) for m in host.get("Mounts") or [] if m.get("Type") == "volume"]
+    # A volume mount without a Source is an anonymous volume: Docker names it.
+    names = [
+        str(m["Source"])
+        for m in host.get("Mounts") or []
+        if m.get("Type") == "volume" and m.get("Source")
+    ]
     for bind in host.get("Binds") or []:
         source, sep, _ = str(bind).partition(":")
         if sep and not source.startswith("/"):
@@ -263,19 +273,32 @@ class ContainerInstance:
         return self._container
 
     async def launch(self, log_file: BinaryIO) -> None:
-        if self._container is None:
-            await self._pull()
-            self._container = await _call(self._create)
-        container: Container = self._container
         try:
-            await _call(container.start)
-            await _call(container.reload)
-        except docker.errors.APIError as e:
+            container = await self._start()
+        except LaunchError:
+            raise
+        except _ENGINE_ERRORS as e:
             raise LaunchError(
                 f"cannot start container {self.name}: {_explain(e)}", _ENGINE_FAILED_EXIT_CODE
             ) from e
         self.started_at = _docker_time(container.attrs["State"].get("StartedAt"))
         self._follow_logs(container, log_file)
+
+    async def _start(self) -> Container:
+        if self._container is not None:
+            try:
+                await _call(self._container.start)
+            except docker.errors.NotFound:
+                # Removed behind the runtime's back: created again, as edgeAgent would.
+                self._container = None
+        if self._container is None:
+            await self._pull()
+            created: Container = await _call(self._create)
+            self._container = created
+            await _call(created.start)
+        container: Container = self._container
+        await _call(container.reload)
+        return container
 
     async def wait_exit(self, stop: asyncio.Event, grace_s: float) -> int:
         container = self._container
@@ -287,23 +310,39 @@ class ContainerInstance:
         finally:
             stopping.cancel()
         if not exited.done():
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(*_ENGINE_ERRORS):
                 # docker stop: SIGTERM (or the image's StopSignal), SIGKILL after grace_s.
                 await _call(lambda: container.stop(timeout=max(1, round(grace_s))))
-        result = await exited
+        try:
+            result = await exited
+        except _ENGINE_ERRORS as e:
+            # The engine went away or the container with it: the module is not running.
+            _log.warning("container %s: lost while waiting for its exit: %s", self.name, e)
+            result = {"StatusCode": _ENGINE_FAILED_EXIT_CODE}
         await self._join_logs()
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             await _call(container.reload)
         return int(result.get("StatusCode", _ENGINE_FAILED_EXIT_CODE))
 
     async def discard(self) -> None:
         """Remove the container (its named volumes stay, as Docker keeps them)."""
         container, self._container = self._container, None
-        if container is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                # v: its anonymous volumes go with it (named volumes stay, as with docker rm -v).
-                await _call(lambda: container.remove(force=True, v=True))
+        # None: never created, or created by a call that was cancelled; removed by name then.
+        with contextlib.suppress(*_ENGINE_ERRORS):
+            await _call(lambda: self._remove(container))
         await self._join_logs()
+
+    def _remove(self, container: Container | None) -> None:
+        if container is None:
+            try:
+                container = self._client.containers.get(self.name)
+            except docker.errors.NotFound:
+                return
+            if container.labels.get(SCOPE_LABEL) != self._settings.scope:
+                return
+        with contextlib.suppress(docker.errors.NotFound):
+            # v: its anonymous volumes go with it (named volumes stay, as with docker rm -v).
+            container.remove(force=True, v=True)
 
     async def read_logs(
         self, since: datetime | None, until: datetime | None, tail: int | None
@@ -323,12 +362,16 @@ class ContainerInstance:
             options["until"] = int(until.timestamp()) + 1
         try:
             raw: bytes = await _call(lambda: container.logs(**options))
-        except docker.errors.APIError as e:
+        except _ENGINE_ERRORS as e:
             raise LaunchError(f"cannot read the logs of {self.name}: {_explain(e)}", 0) from e
         lines = []
-        for line in raw.decode(errors="replace").splitlines():
+        # Only a newline ends a line: a carriage return (a progress bar) stays in its text.
+        for line in raw.decode(errors="replace").split("\n"):
             stamp, _, text = line.partition(" ")
-            moment = _docker_time(stamp)
+            try:
+                moment = _docker_time(stamp)
+            except ValueError:
+                moment = None
             if moment is None:
                 continue
             if (since is None or moment >= since) and (until is None or moment <= until):
@@ -340,16 +383,26 @@ class ContainerInstance:
     def kill_now(self) -> None:
         container = self._container
         if container is not None:
-            with contextlib.suppress(docker.errors.APIError):
+            with contextlib.suppress(*_ENGINE_ERRORS):
                 container.kill()
 
     async def _pull(self) -> None:
         image = self._spec.image
         if self._spec.image_pull_policy == "never":
             return
+        platform = self._settings.platform
+        pulled = _in_thread(
+            lambda: self._client.images.pull(image, auth_config=self._credential, platform=platform)
+        )
         try:
-            await _call(lambda: self._client.images.pull(image, auth_config=self._credential))
-        except docker.errors.APIError as e:
+            # A stalled registry must not hold the runtime (and its shutdown) for ever.
+            await asyncio.wait_for(pulled, PULL_TIMEOUT_S)
+        except TimeoutError as e:
+            raise LaunchError(
+                f"cannot pull image {image}: no answer in {PULL_TIMEOUT_S:g} s",
+                _ENGINE_FAILED_EXIT_CODE,
+            ) from e
+        except _ENGINE_ERRORS as e:
             raise LaunchError(
                 f"cannot pull image {image}: {_explain(e)}", _ENGINE_FAILED_EXIT_CODE
             ) from e
@@ -361,13 +414,13 @@ class ContainerInstance:
             old = self._client.containers.get(self.name)
             if old.labels.get(SCOPE_LABEL) == self._settings.scope:
                 old.remove(force=True, v=True)
-        for volume in _named_volumes(self.config):
-            self._ensure_volume(volume)
         try:
+            for volume in _named_volumes(self.config):
+                self._ensure_volume(volume)
             created = api.create_container_from_config(
                 dict(self.config), name=self.name, platform=self._settings.platform
             )
-        except docker.errors.APIError as e:
+        except _ENGINE_ERRORS as e:
             raise LaunchError(
                 f"cannot create container {self.name}: {_explain(e)}", _ENGINE_FAILED_EXIT_CODE
             ) from e
@@ -383,7 +436,9 @@ class ContainerInstance:
             self._client.volumes.create(name, labels=labels)
 
     def _follow_logs(self, container: Container, log_file: BinaryIO) -> None:
-        since = self.started_at
+        # A float: docker-py would cut a datetime to whole seconds, and repeat the last lines
+        # of a run that ended in the second this one started.
+        since = self.started_at.timestamp() if self.started_at else None
 
         def pump() -> None:
             pending = b""
@@ -441,8 +496,8 @@ def _in_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
     return future
 
 
-def _explain(error: docker.errors.APIError) -> str:
-    explanation = error.explanation
+def _explain(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None)
     if isinstance(explanation, bytes):
         explanation = explanation.decode(errors="replace")
     return str(explanation or error)

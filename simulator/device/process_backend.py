@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -186,7 +187,8 @@ class ProcessInstance:
                 start_new_session=True,
                 preexec_fn=dies_with_parent(),
             )
-        except OSError as e:
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
+            # ValueError: an environment value holding a NUL byte.
             os.close(read_fd)
             self._proc = None
             raise LaunchError(f"cannot start {self.argv[0]!r}: {e}", _SPAWN_FAILED_EXIT_CODE) from e

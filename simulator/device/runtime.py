@@ -373,7 +373,6 @@ class LocalRuntime:
             self.log_path(spec.name),
             self._backoff,
             self._stop_grace_s,
-            image=spec.image,
         )
         self._procs[spec.name] = proc
         await proc.start()

@@ -152,7 +152,6 @@ class ModuleReport:
     last_start_time: datetime | None
     last_exit_time: datetime | None
     last_restart_time: datetime | None
-    image: str | None = None
 
 
 class ModuleSupervisor:
@@ -167,7 +166,6 @@ class ModuleSupervisor:
         log_path: Path,
         backoff: BackoffPolicy,
         stop_grace_s: float,
-        image: str | None = None,
     ) -> None:
         self.name = name
         self.instance = instance
@@ -175,7 +173,6 @@ class ModuleSupervisor:
         self._generation_id = generation_id
         self._log_path = log_path
         self._backoff = backoff
-        self._image = image
         self._log_file: BinaryIO | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop_requested = asyncio.Event()
@@ -206,11 +203,16 @@ class ModuleSupervisor:
         try:
             if self._task is not None:
                 await self._task
-            await self.instance.discard()
         finally:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
+            try:
+                await self.instance.discard()
+            finally:
+                self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     async def restart(self) -> None:
         """Stop the running module and start it again at once, as edgeAgent's
@@ -235,7 +237,6 @@ class ModuleSupervisor:
             last_start_time=self._start_time,
             last_exit_time=self._exit_time,
             last_restart_time=self._restart_time,
-            image=self._image,
         )
 
     async def _launch(self) -> None:
@@ -259,55 +260,68 @@ class ModuleSupervisor:
         self._note(f"started {self.instance.identity} generation={self._generation_id}")
 
     async def _supervise(self) -> None:
+        settled = False
         try:
-            while True:
-                exit_code = await self._wait_exit()
-                if self._stop_requested.is_set():
-                    self._settle(RuntimeStatus.STOPPED, f"stopped (exit code {exit_code})")
-                    return
-                if self._restart_requested.is_set():
-                    self._restart_requested.clear()
-                    self._restart_time = datetime.now(UTC)
-                    self._note("restarted on request")
-                    await self._launch()
-                    continue
-                if time.monotonic() - self._started_mono >= self._backoff.stable_after_s:
-                    self._restart_count = 0
-                if not should_restart(self._policy, exit_code):
-                    status = RuntimeStatus.STOPPED if exit_code == 0 else RuntimeStatus.FAILED
-                    self._settle(status, f"{self._exit_reason}; restartPolicy {self._policy}")
-                    return
-                limit = self._backoff.max_restarts
-                if limit is not None and self._restart_count >= limit:
-                    self._settle(
-                        RuntimeStatus.FAILED,
-                        f"{self._exit_reason}; gave up after {limit} restarts",
-                    )
-                    return
-                delay_s = self._backoff.delay_s(self._restart_count)
-                self._status = RuntimeStatus.BACKOFF
-                self._description = f"{self._exit_reason}; restarting in {delay_s:g} s"
-                # A restart requested during the backoff starts the module at once.
-                wake = _either(self._stop_requested, self._restart_requested)
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), delay_s)
-                finally:
-                    wake.close()
-                if self._stop_requested.is_set():
-                    self._settle(RuntimeStatus.STOPPED, "stopped during backoff")
-                    return
-                if self._restart_requested.is_set():
-                    self._restart_requested.clear()
-                    self._note("restarted on request during backoff")
-                else:
-                    self._restart_count += 1
-                self._restart_time = datetime.now(UTC)
-                self._description = f"{self._exit_reason}; restarting"
-                await self._launch()
+            await self._restart_loop()
+            settled = True
+        except Exception as e:
+            # A backend that fails in a way it did not foresee (an engine that went away)
+            # must not leave a report that says "running" for ever.
+            _log.exception("module %s: supervision failed", self.name)
+            self._settle(RuntimeStatus.FAILED, f"the runtime lost the module: {e}")
+            self._note(f"supervision failed: {e!r}")
         finally:
-            # Also reached when this task is cancelled: never leave the module running.
-            self.instance.kill_now()
+            # Reached when this task is cancelled, or failed: never leave the module running.
+            if not settled:
+                with contextlib.suppress(Exception):
+                    self.instance.kill_now()
+
+    async def _restart_loop(self) -> None:
+        while True:
+            exit_code = await self._wait_exit()
+            if self._stop_requested.is_set():
+                self._settle(RuntimeStatus.STOPPED, f"stopped (exit code {exit_code})")
+                return
+            if self._restart_requested.is_set():
+                self._restart_requested.clear()
+                self._restart_time = datetime.now(UTC)
+                self._note("restarted on request")
+                await self._launch()
+                continue
+            if time.monotonic() - self._started_mono >= self._backoff.stable_after_s:
+                self._restart_count = 0
+            if not should_restart(self._policy, exit_code):
+                status = RuntimeStatus.STOPPED if exit_code == 0 else RuntimeStatus.FAILED
+                self._settle(status, f"{self._exit_reason}; restartPolicy {self._policy}")
+                return
+            limit = self._backoff.max_restarts
+            if limit is not None and self._restart_count >= limit:
+                self._settle(
+                    RuntimeStatus.FAILED,
+                    f"{self._exit_reason}; gave up after {limit} restarts",
+                )
+                return
+            delay_s = self._backoff.delay_s(self._restart_count)
+            self._status = RuntimeStatus.BACKOFF
+            self._description = f"{self._exit_reason}; restarting in {delay_s:g} s"
+            # A restart requested during the backoff starts the module at once.
+            wake = _either(self._stop_requested, self._restart_requested)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay_s)
+            finally:
+                wake.close()
+            if self._stop_requested.is_set():
+                self._settle(RuntimeStatus.STOPPED, "stopped during backoff")
+                return
+            if self._restart_requested.is_set():
+                self._restart_requested.clear()
+                self._note("restarted on request during backoff")
+            else:
+                self._restart_count += 1
+            self._restart_time = datetime.now(UTC)
+            self._description = f"{self._exit_reason}; restarting"
+            await self._launch()
 
     async def _wait_exit(self) -> int:
         if not self._launched:

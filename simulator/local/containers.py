@@ -26,6 +26,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from simulator.child_processes import dies_with_parent, terminate_group
 from simulator.device.container_backend import (
     SCOPE_LABEL,
     ContainerBackend,
@@ -117,8 +118,18 @@ async def push_images(
         command = [sys.executable, "-m", "cloud_tools", "build", "--push", "-q"]
         command += ["-f", str(template), "-P", platform]
         print(f"images: building and pushing {template.name} ({platform})", flush=True)
-        process = await asyncio.create_subprocess_exec(*command, cwd=template.parent, env=env)
-        code = await process.wait()
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=template.parent,
+            env=env,
+            start_new_session=True,
+            preexec_fn=dies_with_parent(),
+        )
+        try:
+            code = await process.wait()
+        finally:
+            # Cancelled (Ctrl-C during the build): the build goes with us.
+            await terminate_group(process)
         if code != 0:
             raise ContainerEngineError(f"cloud_tools build --push -f {template} exited {code}")
 
@@ -140,22 +151,35 @@ class ContainerRuntime:
 
 @contextlib.asynccontextmanager
 async def container_runtime(
-    state_dir: Path, address: str, templates: Sequence[Path], *, build: bool = True
+    state_dir: Path,
+    address: str,
+    templates: Sequence[Path],
+    *,
+    build: bool = True,
+    fresh_volumes: bool = False,
 ) -> AsyncIterator[ContainerRuntime]:
     """The engine, a running registry with the templates' images in it, and the scope; the
-    registry is stopped and this scope's containers removed on exit."""
-    client = engine()
+    registry is stopped and this scope's containers removed on exit. ``fresh_volumes``: the
+    scope's named volumes are removed before and after (a demo starts from nothing and
+    leaves nothing); otherwise they stay, as a device keeps its volumes."""
+    client = await asyncio.to_thread(engine)
     scope = scope_for(state_dir)
-    left = remove_leftovers(client, scope)
-    if left:
-        log.warning("removed containers an earlier run left: %s", ", ".join(left))
-    registry = LocalRegistry(state_dir / "registry", state_dir / "certs", address)
-    endpoint = await registry.start()
     try:
-        if build:
-            await push_images(templates, endpoint)
-        yield ContainerRuntime(client, scope, endpoint)
+        left = await asyncio.to_thread(remove_leftovers, client, scope)
+        if left:
+            log.warning("removed containers an earlier run left: %s", ", ".join(left))
+        if fresh_volumes:
+            await asyncio.to_thread(remove_volumes, client, scope)
+        registry = LocalRegistry(state_dir / "registry", state_dir / "certs", address)
+        endpoint = await registry.start()
+        try:
+            if build:
+                await push_images(templates, endpoint)
+            yield ContainerRuntime(client, scope, endpoint)
+        finally:
+            await registry.stop()
+            await asyncio.to_thread(remove_containers, client, scope)
+            if fresh_volumes:
+                await asyncio.to_thread(remove_volumes, client, scope)
     finally:
-        await registry.stop()
-        remove_containers(client, scope)
         client.close()

@@ -100,13 +100,13 @@ class LocalRegistry:
 
     async def start(self) -> RegistryEndpoint:
         binary = find_registry()
-        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
         certs = ensure_certificates(self.certs_dir, [self.host], server="registry")
         password = _secret(self.workspace / "password")
         port = _kept_port(self.workspace / "port", self.host)
         htpasswd = self.workspace / "htpasswd"
         digest = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-        htpasswd.write_text(f"{USERNAME}:{digest}\n")
+        _write_private(htpasswd, f"{USERNAME}:{digest}\n")
         config = self.workspace / "config.json"  # YAML is a superset of JSON
         config.write_text(
             json.dumps(
@@ -163,11 +163,13 @@ class LocalRegistry:
                 raise SimulatorError(f"the registry exited with {self._process.returncode}: {tail}")
             try:
                 reader, writer = await asyncio.open_connection(self.host, port, ssl=context)
-                writer.write(request.encode())
-                status = await asyncio.wait_for(reader.readline(), 5.0)
-                writer.close()
-                with contextlib.suppress(OSError, ssl.SSLError):
-                    await writer.wait_closed()
+                try:
+                    writer.write(request.encode())
+                    status = await asyncio.wait_for(reader.readline(), 5.0)
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError, ssl.SSLError):
+                        await writer.wait_closed()
             except (OSError, TimeoutError):
                 if loop.time() > deadline:
                     raise SimulatorError(f"the registry did not listen on {port} in time") from None
@@ -186,9 +188,15 @@ class LocalRegistry:
 
 def _secret(path: Path) -> str:
     if not path.exists():
-        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(24)).decode())
-        path.chmod(0o600)
+        _write_private(path, base64.urlsafe_b64encode(secrets.token_bytes(24)).decode())
     return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Created 0600 from the start, never world-readable for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _kept_port(path: Path, host: str) -> int:

@@ -87,7 +87,7 @@ def test_edge_agents_labels_join_the_modules_own_and_the_log_config_is_kept():
     assert made["HostConfig"]["RestartPolicy"] == {"Name": "no"}
 
 
-def test_the_environment_is_the_runtimes_merged_list():
+def test_the_environment_given_becomes_the_env_list_in_order():
     assert config()["Env"] == ["A=1", "IOTEDGE_MODULEID=classifier"]
     assert config()["Image"] == SPEC.image
 
