@@ -1,11 +1,13 @@
-"""Contract test of the module's ``Hub``: ``SdkHub`` over the real SDK and the simulator keeps
-every promise ``LocalHub`` (the in-process fake) makes. Each test runs against both."""
+"""Contract test of the module's ``Hub``: ``SdkHub`` over the real SDK and the simulator, and
+``MqttHub`` over Eclipse Mosquitto, keep every promise ``LocalHub`` (the in-process fake) makes.
+Each test runs against all three."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,19 +16,33 @@ from edge_module.errors import HubError
 from edge_module.hub import InboundMessage, MethodResult, OutboundMessage
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import DEVICE, SDK_SOCKET_LEAK, client_id
-from tests.integration.hub_harness import INPUT, MODULE, Harness, LocalHarness, SdkHarness
+from tests.integration.hub_harness import (
+    INPUT,
+    MODULE,
+    Harness,
+    LocalHarness,
+    MqttHarness,
+    SdkHarness,
+)
+from tests.support import mosquitto
+from tests.support.tools import require
 
 pytestmark = SDK_SOCKET_LEAK
 
 
-@pytest.fixture(params=["local", "sdk"])
+@pytest.fixture(params=["local", "sdk", "mqtt"])
 async def harness(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     if request.param == "local":
         local = LocalHarness()
         yield local
         await local.close()
+        return
+    if request.param == "mqtt":
+        require(mosquitto.missing())
+        async with AsyncExitStack() as stack:
+            yield await MqttHarness.open(stack, tmp_path)
         return
     async with AsyncExitStack() as stack:
         yield await SdkHarness.open(stack, monkeypatch)
