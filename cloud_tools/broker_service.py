@@ -64,10 +64,20 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class BrokerService:
-    def __init__(self, address: BrokerAddress, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        timeout_s: float = 15.0,
+        *,
+        client_id: str | None = None,
+        session_expiry_s: int = 0,
+    ) -> None:
+        """``session_expiry_s`` above 0: a persistent session under ``client_id``, so a
+        subscriber (``monitor``) misses nothing while it or the broker restarts."""
         self.address = address
         self.timeout_s = timeout_s
-        self.client_id = f"operator-{uuid.uuid4().hex[:12]}"
+        self.client_id = client_id or f"operator-{uuid.uuid4().hex[:12]}"
+        self._session_expiry_s = session_expiry_s
         self.responses = f"{address.topic_prefix}/callers/{self.client_id}"
         self._client: Any = paho.Client(client_id=self.client_id, protocol=paho.MQTTv5)
         if address.tls:
@@ -93,7 +103,12 @@ class BrokerService:
     def _connect(self) -> None:
         a = self.address
         try:
-            self._client.connect(a.host, a.port, 30, clean_start=True)
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self._session_expiry_s
+            persistent = self._session_expiry_s > 0
+            self._client.connect(
+                a.host, a.port, 30, clean_start=not persistent, properties=properties
+            )
         except (OSError, ValueError) as e:
             raise CliError(f"cannot reach the MQTT broker at {a.host}:{a.port}: {e}") from e
         self._client.loop_start()
