@@ -26,6 +26,8 @@ from tests.integration.e2e_support import REPO_ROOT
 from tests.support.mosquitto import PREFIX, USERS, Mosquitto
 
 START_TIMEOUT_S = 120.0  # imports, model warm-up and connect on a busy 2-core machine
+# Every module process a test started, so a failing test cannot leave one running.
+STARTED: list[ModuleProcess] = []
 
 
 def red_jpeg() -> bytes:
@@ -86,7 +88,9 @@ async def start_module(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-    return ModuleProcess(module, process, log_path)
+    started = ModuleProcess(module, process, log_path)
+    STARTED.append(started)
+    return started
 
 
 def operator_address(broker: Mosquitto) -> BrokerAddress:
@@ -158,6 +162,8 @@ class Camera:
     tag: str
     acknowledged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # PUBACK 0x10: no subscription matched, so the broker dropped the frame.
+    unrouted: list[str] = field(default_factory=list)
 
     @classmethod
     async def open(cls, broker: Mosquitto, client_id: str = "camera-1") -> Camera:
@@ -186,8 +192,8 @@ class Camera:
             properties={"source_id": self.tag},
         )
         try:
-            await asyncio.wait_for(self.hub.send("frames", message), 60)
+            code = await asyncio.wait_for(self.hub.publish_output("frames", message), 60)
         except Exception:
             self.failed.append(frame_id)
         else:
-            self.acknowledged.append(frame_id)
+            (self.unrouted if code == 0x10 else self.acknowledged).append(frame_id)

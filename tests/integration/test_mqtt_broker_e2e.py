@@ -14,6 +14,7 @@ import pytest
 from cloud_tools.broker_service import BrokerService
 from simulator.mqtt.testing import eventually
 from tests.integration.broker_support import (
+    STARTED,
     Camera,
     ModuleProcess,
     operator_address,
@@ -27,6 +28,13 @@ from tests.support.tiny_models import write_colour_model
 from tests.support.tools import require
 
 pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(autouse=True)
+async def stop_leftover_modules() -> AsyncIterator[None]:
+    yield
+    while STARTED:
+        await STARTED.pop().stop()
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ been published and acknowledged in turn. A module killed between the two loses n
 broker redelivers the frame to the replica's resumed session, and a consumer may then see
 one outcome twice. JSON requests with several entries answer as ``<frame id>/<entry>``.
 
-Two ways out for a frame whose outcome will never name it (an id the module had to shorten,
-a redelivery the module recognised and skipped): an id settled before is acknowledged at
-once, and anything held longer than the timeout is acknowledged anyway and counted, so a
-stray frame cannot hold a slot of the broker's receive window for ever.
+A redelivery of a frame whose outcome went out (the same id, bytes and properties) is
+acknowledged at once and not handed to the module again. A frame whose outcome will never name it (an id the module had to
+shorten, a repeat the module recognised and skipped) is acknowledged after the timeout and
+counted, so a stray frame cannot hold a slot of the broker's receive window for ever.
 """
 
 from __future__ import annotations
@@ -25,28 +25,32 @@ SETTLED_MEMORY = 4096
 class _Held:
     packet_ids: set[int]
     since_s: float
+    digest: bytes
 
 
 @dataclass
 class Acknowledgements:
     timeout_s: float
     _held: OrderedDict[str, _Held] = field(default_factory=OrderedDict)
-    _settled: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _settled: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
 
     @property
     def held(self) -> int:
         return len(self._held)
 
-    def hold(self, frame_id: str, packet_id: int, now_s: float) -> bool:
-        """Holds the PUBACK for ``packet_id`` until ``frame_id`` settles; False: send it now."""
-        if frame_id in self._settled:
-            return False
+    def hold(self, frame_id: str, packet_id: int, now_s: float, digest: bytes) -> None:
+        """Holds the PUBACK for ``packet_id`` until ``frame_id`` settles. ``digest``: of the
+        message's bytes and properties, to tell a redelivery from a new frame with a reused id."""
         held = self._held.get(frame_id)
         if held is None:
-            self._held[frame_id] = _Held({packet_id}, now_s)
+            self._held[frame_id] = _Held({packet_id}, now_s, digest)
         else:
             held.packet_ids.add(packet_id)
-        return True
+
+    def answered(self, frame_id: str, digest: bytes) -> bool:
+        """Whether this very message was answered recently: a redelivery (the broker never got
+        its PUBACK, lost in a reconnect) that needs no second outcome."""
+        return self._settled.get(frame_id) == digest
 
     def settle(self, correlation_id: str | None) -> set[int]:
         """The packet ids to acknowledge now that an outcome naming ``correlation_id`` is out."""
@@ -55,7 +59,7 @@ class Acknowledgements:
         for frame_id in (correlation_id, correlation_id.rpartition("/")[0]):
             held = self._held.pop(frame_id, None)
             if held is not None:
-                self._remember(frame_id)
+                self._remember(frame_id, held.digest)
                 return held.packet_ids
         return set()
 
@@ -71,7 +75,7 @@ class Acknowledgements:
             due |= held.packet_ids
         return due
 
-    def _remember(self, frame_id: str) -> None:
-        self._settled[frame_id] = None
+    def _remember(self, frame_id: str, digest: bytes) -> None:
+        self._settled[frame_id] = digest
         if len(self._settled) > SETTLED_MEMORY:
             self._settled.popitem(last=False)

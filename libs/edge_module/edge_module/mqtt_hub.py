@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -55,6 +56,7 @@ from edge_module.mqtt_topics import DesiredDocument, MethodRequest, Streamed, To
 log = logging.getLogger(__name__)
 
 _FAILURE = 0x80  # reason codes from here up are refusals
+_NO_SUBSCRIBERS = 0x10
 
 
 class MqttHub:
@@ -77,11 +79,19 @@ class MqttHub:
         self._message_handler: MessageHandler | None = None
         self._desired_handler: DesiredHandler | None = None
         self._method_handler: MethodHandler | None = None
-        # Overflow policy "leave it unacknowledged": cannot fill while the broker keeps to the
-        # receive window; one that does not is left to redeliver the extra on the next session.
-        self._intake: asyncio.Queue[tuple[InboundMessage, int]] = asyncio.Queue(
-            maxsize=2 * intake_capacity
+        # Mosquitto 2.0 keeps to the receive window, except when a session resumes: then it
+        # sends the whole backlog queued for the client at once. Overflow policy "leave it
+        # unacknowledged and reconnect": what does not fit is dropped here unacknowledged, and
+        # once the intake has drained the connection is dropped, so that the broker resends
+        # every unacknowledged message of the session (paho reconnects by itself).
+        self._intake: asyncio.Queue[tuple[InboundMessage, int, bytes]] = asyncio.Queue(
+            maxsize=max(2 * intake_capacity, settings.intake_backlog)
         )
+        self._overflowed = False
+        # Set while paho's network thread runs. Without it, paho writes to the socket from the
+        # caller's thread, beside a connect or a thread being stopped: a corrupt TLS stream.
+        self._online = asyncio.Event()
+        self._deferred_acks: list[int] = []
         self._acks = Acknowledgements(settings.ack_timeout_s)
         self._publishes: dict[int, asyncio.Future[int]] = {}
         self._subscribes: dict[int, asyncio.Future[list[int]]] = {}
@@ -110,22 +120,42 @@ class MqttHub:
         """A new client on a new connection; the broker resumes the session (same client id),
         and resends what was not acknowledged, with the same packet ids that are held here."""
         self._check_open()
+        self._online.clear()
         old, self._client = self._client, self._new_client()
         self._spawn(asyncio.to_thread(_stop, old), "mqtt-abandoned-client")
         await self._open_session(self._client)
         self._metrics.count("hub_renewals")
 
+    async def _reconnect(self) -> None:
+        """The same client on a new connection. A clean DISCONNECT goes out after the
+        acknowledgements queued before it, so none is lost; paho keeps its unacknowledged
+        publishes and sends them again; the broker resumes the session and resends ours."""
+        self._online.clear()
+        await asyncio.to_thread(_stop, self._client)
+        try:
+            await self._open_session(self._client)
+        except HubError as e:  # the watchdog renews a connection that stays down
+            log.warning("reconnecting failed: %s", e)
+
     async def send(self, output: str, message: OutboundMessage) -> None:
+        await self.publish_output(output, message)
+
+    async def publish_output(self, output: str, message: OutboundMessage) -> int:
+        """``send``, returning the PUBACK's reason code: 0x10 says no subscription matched,
+        and the broker dropped the message (as edgeHub drops one that no route takes)."""
         self._check_open()
         try:
             properties = publish_properties(message)
         except (ValueError, TypeError, UnicodeError) as e:
             raise OutboundRejectedError(f"output {output!r} refused the message: {e}") from e
-        await self._publish(
+        code = await self._publish(
             self.topics.output(output), message.body, properties, f"output {output!r}"
         )
         for packet_id in self._acks.settle(message.correlation_id):
-            self._client.acknowledge(packet_id)
+            self._acknowledge(packet_id)
+        if code == _NO_SUBSCRIBERS:
+            self._metrics.count("mqtt_sent_without_subscribers")
+        return code
 
     def on_message(self, handler: MessageHandler) -> None:
         self._message_handler = handler
@@ -159,6 +189,7 @@ class MqttHub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # A normal DISCONNECT keeps the session (clean start off, session expiry set).
+        self._online.clear()
         await asyncio.to_thread(_stop, self._client)
         waiting: list[asyncio.Future[Any]] = [*self._publishes.values()]
         waiting += self._subscribes.values()
@@ -193,12 +224,18 @@ class MqttHub:
         except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
             raise HubError(f"cannot reach the MQTT broker at {s.host}:{s.port}: {e}") from e
         client.loop_start()
+        self._online.set()
+        deferred, self._deferred_acks = self._deferred_acks, []
+        for packet_id in deferred:
+            client.acknowledge(packet_id)
         try:
             code = await asyncio.wait_for(asyncio.shield(self._connack), s.connect_timeout_s)
         except TimeoutError as e:
+            self._online.clear()
             await asyncio.to_thread(_stop, client)
             raise HubError(f"the MQTT broker at {s.host}:{s.port} did not answer CONNECT") from e
         if code >= _FAILURE:
+            self._online.clear()
             await asyncio.to_thread(_stop, client)
             raise HubError(
                 f"the MQTT broker refused client {s.client_id!r} (user "
@@ -223,6 +260,7 @@ class MqttHub:
     async def _subscribe(self, filters: list[tuple[str, int]]) -> None:
         options = [(f, SubscribeOptions(qos=qos)) for f, qos in filters]
         future: asyncio.Future[list[int]] = self._loop.create_future()
+        await self._online.wait()
         rc, mid = self._client.subscribe(options)
         if rc != 0:
             raise HubError(f"cannot subscribe: not connected to the MQTT broker (rc {rc})")
@@ -237,8 +275,12 @@ class MqttHub:
 
     async def _publish(
         self, topic: str, body: bytes, properties: Any, what: str, *, retain: bool = False
-    ) -> None:
-        info = self._client.publish(topic, body, qos=1, retain=retain, properties=properties)
+    ) -> int:
+        await self._online.wait()
+        try:
+            info = self._client.publish(topic, body, qos=1, retain=retain, properties=properties)
+        except (OSError, ValueError) as e:
+            raise HubError(f"publish to {what} failed: {e}") from e
         if info.rc not in (0, 4):  # 4: queued while disconnected, sent on reconnect
             raise HubError(f"publish to {what} failed: rc {info.rc}")
         future: asyncio.Future[int] = self._loop.create_future()
@@ -247,6 +289,7 @@ class MqttHub:
         if code >= _FAILURE:
             error = f"the MQTT broker refused the message to {what} ({topic}): {reason_text(code)}"
             raise OutboundRejectedError(error) if code in (0x87, 0x90, 0x95) else HubError(error)
+        return code
 
     # -- paho's thread -> module loop ------------------------------------------------------
 
@@ -305,16 +348,22 @@ class MqttHub:
     def _received(self, message: Any) -> None:
         addressed = self.topics.classify(message.topic)
         if isinstance(addressed, Streamed) and message.qos > 0:
-            self._take_frame(inbound(message, addressed.input_name, addressed.source), message.mid)
+            frame = inbound(message, addressed.input_name, addressed.source)
+            digest = _digest(frame)
+            if self._acks.answered(frame.message_id or frame.correlation_id or "", digest):
+                self._metrics.count("mqtt_redeliveries_answered_before")
+                self._acknowledge(message.mid)
+                return
+            self._take_frame(frame, message.mid, digest)
         elif isinstance(addressed, DesiredDocument):
             self._take_desired(message.payload)
         elif isinstance(addressed, MethodRequest):
             self._spawn(self._answer(addressed.name, message), "mqtt-method")
         elif message.qos > 0:
             log.warning("message on unexpected topic %r: acknowledged and dropped", message.topic)
-            self._client.acknowledge(message.mid)
+            self._acknowledge(message.mid)
 
-    def _take_frame(self, message: InboundMessage, packet_id: int) -> None:
+    def _take_frame(self, message: InboundMessage, packet_id: int, digest: bytes) -> None:
         if message.message_id is None and message.correlation_id is None:
             # The id its outcome will carry, so that the outcome can settle it.
             message = InboundMessage(
@@ -327,10 +376,16 @@ class MqttHub:
                 message.properties,
             )
         try:
-            self._intake.put_nowait((message, packet_id))
+            self._intake.put_nowait((message, packet_id, digest))
         except asyncio.QueueFull:
             self._metrics.count("mqtt_intake_overflows")
-            log.warning("intake full beyond the receive window: message left unacknowledged")
+            if not self._overflowed:
+                log.warning(
+                    "the broker sent more than the intake holds (%d): the rest is left "
+                    "unacknowledged, to be resent after a reconnect",
+                    self._intake.maxsize,
+                )
+            self._overflowed = True
 
     def _take_desired(self, payload: bytes) -> None:
         try:
@@ -381,11 +436,15 @@ class MqttHub:
     async def _dispatch_messages(self) -> None:
         # One consumer keeps arrival order, as the SDK adapter does.
         while True:
-            message, packet_id = await self._intake.get()
+            message, packet_id, digest = await self._intake.get()
             # Held before the handler runs: the outcome may be sent before the handler returns.
             frame_id = message.message_id or message.correlation_id or ""
-            if not self._acks.hold(frame_id, packet_id, self._loop.time()):
-                self._client.acknowledge(packet_id)
+            if self._acks.answered(frame_id, digest):
+                # A redelivery whose first copy was answered while this one waited here.
+                self._metrics.count("mqtt_redeliveries_answered_before")
+                self._acknowledge(packet_id)
+                continue
+            self._acks.hold(frame_id, packet_id, self._loop.time(), digest)
             if self._message_handler is None:
                 log.warning("message on input %r before a handler was set", message.input_name)
             else:
@@ -393,6 +452,10 @@ class MqttHub:
                     await self._message_handler(message)
                 except Exception:
                     log.exception("message handler failed on input %r", message.input_name)
+            if self._overflowed and self._intake.empty():
+                self._overflowed = False
+                log.info("intake drained: reconnecting for the messages left unacknowledged")
+                await self._reconnect()
 
     async def _expire_acks(self) -> None:
         period_s = min(5.0, self.settings.ack_timeout_s / 4)
@@ -400,10 +463,16 @@ class MqttHub:
             await asyncio.sleep(period_s)
             due = self._acks.expired(self._loop.time())
             for packet_id in due:
-                self._client.acknowledge(packet_id)
+                self._acknowledge(packet_id)
             if due:
                 self._metrics.count("mqtt_acks_without_outcome", len(due))
                 log.warning("%d input messages acknowledged without an outcome", len(due))
+
+    def _acknowledge(self, packet_id: int) -> None:
+        if self._online.is_set():
+            self._client.acknowledge(packet_id)
+        else:  # sent once paho's thread runs again; the broker keeps the packet id meanwhile
+            self._deferred_acks.append(packet_id)
 
     def _spawn(self, work: Any, name: str) -> None:
         task = asyncio.ensure_future(work)
@@ -414,6 +483,11 @@ class MqttHub:
     def _check_open(self) -> None:
         if self._closed:
             raise HubError("the hub connection is closed")
+
+
+def _digest(message: InboundMessage) -> bytes:
+    properties = json.dumps(sorted(message.properties.items())).encode()
+    return hashlib.blake2b(message.body + b"\0" + properties, digest_size=16).digest()
 
 
 def _stop(client: BrokerClient) -> None:

@@ -38,6 +38,8 @@ class MqttSettings:
     # An outcome that never comes (a frame id the module rewrote, a redelivery it skipped)
     # must not hold a slot of the receive window for ever: acknowledged after this long.
     ack_timeout_s: float = 120.0
+    # Messages held at most beyond the receive window (see mqtt_hub: a resumed session).
+    intake_backlog: int = 1024
     keepalive_s: int = 30
     connect_timeout_s: float = 30.0
 
@@ -83,6 +85,7 @@ class MqttSettings:
                 "MQTT_SESSION_EXPIRY_S", int, DEFAULT_SESSION_EXPIRY_S, lambda v: v >= 0
             ),
             ack_timeout_s=get("MQTT_ACK_TIMEOUT_S", float, cls.ack_timeout_s, positive),
+            intake_backlog=get("MQTT_INTAKE_BACKLOG", int, cls.intake_backlog, positive),
             keepalive_s=get("MQTT_KEEPALIVE_S", int, cls.keepalive_s, lambda v: 5 <= v <= 3600),
         )
         # Each is one topic level (the prefix may be several): a wildcard would widen filters.
