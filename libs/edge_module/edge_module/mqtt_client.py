@@ -10,6 +10,7 @@ constraints.txt); the broker tests fail if a paho upgrade moves them.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import struct
 from typing import Any
@@ -59,16 +60,30 @@ class BrokerClient(paho.Client):  # type: ignore[misc]  # paho ships no annotati
         return result
 
 
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.cert_file is not None and settings.key_file is not None:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    return context
+
+
+def check_tls(settings: MqttSettings, timeout_s: float) -> None:
+    """One TLS handshake with the broker, raising what it meets (``ssl.SSLError``, ``OSError``).
+
+    Why: paho 1.6.1 leaves the socket of a failed handshake open; trying first here gives
+    the same error with nothing left behind."""
+    with (
+        socket.create_connection((settings.host, settings.port), timeout_s) as raw,
+        tls_context(settings).wrap_socket(raw, server_hostname=settings.host),
+    ):
+        pass
+
+
 def new_client(settings: MqttSettings, receive_maximum: int) -> BrokerClient:
     client = BrokerClient(settings.client_id)
     if settings.tls:
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if settings.cert_file is not None and settings.key_file is not None:
-            context.load_cert_chain(settings.cert_file, settings.key_file)
-        client.tls_set_context(context)
+        client.tls_set_context(tls_context(settings))
     if settings.username is not None:
         client.username_pw_set(settings.username, settings.password)
     client.reconnect_delay_set(1, 30)

@@ -40,6 +40,7 @@ from edge_module.hub import (
 from edge_module.mqtt_acks import Acknowledgements
 from edge_module.mqtt_client import (
     BrokerClient,
+    check_tls,
     code_of,
     connect_properties,
     correlation_of,
@@ -212,6 +213,8 @@ class MqttHub:
         s = self.settings
         self._connack = self._loop.create_future()
         try:
+            if s.tls:
+                await asyncio.to_thread(check_tls, s, s.connect_timeout_s)
             # Blocking (TCP, TLS, CONNECT): off the loop. clean_start=False resumes the session.
             await asyncio.to_thread(
                 client.connect,
@@ -493,3 +496,7 @@ def _digest(message: InboundMessage) -> bytes:
 def _stop(client: BrokerClient) -> None:
     client.disconnect()
     client.loop_stop()
+    # After a refused CONNECT paho leaves its socket open; closed here, not by the collector.
+    sock = client.socket()
+    if sock is not None:
+        sock.close()
