@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import itertools
 import json
 import logging
 from typing import Any
@@ -30,10 +28,8 @@ from edge_module.counting import Counting, Counts
 from edge_module.errors import HubError, OutboundRejectedError
 from edge_module.hub import (
     DesiredHandler,
-    InboundMessage,
     MessageHandler,
     MethodHandler,
-    MethodResult,
     OutboundMessage,
     merge_patch,
 )
@@ -51,8 +47,10 @@ from edge_module.mqtt_client import (
     response_properties,
     response_topic_of,
 )
+from edge_module.mqtt_intake import FrameIntake
+from edge_module.mqtt_requests import DesiredDocument, method_response
 from edge_module.mqtt_settings import MqttSettings
-from edge_module.mqtt_topics import DesiredDocument, MethodRequest, Streamed, Topics
+from edge_module.mqtt_topics import DesiredSettings, MethodRequest, Streamed, Topics
 
 log = logging.getLogger(__name__)
 
@@ -77,34 +75,31 @@ class MqttHub:
         self._window = intake_capacity
         self._inputs = inputs
         self._client = self._new_client()
-        self._message_handler: MessageHandler | None = None
         self._desired_handler: DesiredHandler | None = None
         self._method_handler: MethodHandler | None = None
-        # Mosquitto 2.0 keeps to the receive window, except when a session resumes: then it
-        # sends the whole backlog queued for the client at once. Overflow policy "leave it
-        # unacknowledged and reconnect": what does not fit is dropped here unacknowledged, and
-        # once the intake has drained the connection is dropped, so that the broker resends
-        # every unacknowledged message of the session (paho reconnects by itself).
-        self._intake: asyncio.Queue[tuple[InboundMessage, int, bytes]] = asyncio.Queue(
-            maxsize=max(2 * intake_capacity, settings.intake_backlog)
-        )
-        self._overflowed = False
         # Set while paho's network thread runs. Without it, paho writes to the socket from the
         # caller's thread, beside a connect or a thread being stopped: a corrupt TLS stream.
         self._online = asyncio.Event()
         self._deferred_acks: list[int] = []
+        self._metrics: Counting = metrics or Counts()
         self._acks = Acknowledgements(settings.ack_timeout_s)
+        self._intake = FrameIntake(
+            max(2 * intake_capacity, settings.intake_backlog),
+            self._acks,
+            self._acknowledge,
+            self._reconnect,
+            self._metrics,
+            settings.client_id,
+        )
         self._publishes: dict[int, asyncio.Future[int]] = {}
         self._subscribes: dict[int, asyncio.Future[list[int]]] = {}
         self._connack: asyncio.Future[int] | None = None
-        self._desired: dict[str, Any] = {"$version": 0}
+        self._desired = DesiredDocument()
         self._reported: dict[str, Any] = {}
         self._report_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ids = itertools.count(1)
         self._up = False  # the first connect completed: later CONNACKs are reconnects
         self._closed = False
-        self._metrics: Counting = metrics or Counts()
 
     @property
     def connected(self) -> bool:
@@ -114,8 +109,8 @@ class MqttHub:
         self._check_open()
         await self._open_session(self._client)
         self._up = True
-        self._spawn(self._dispatch_messages(), "mqtt-intake")
-        self._spawn(self._expire_acks(), "mqtt-ack-timeout")
+        self._spawn(self._intake.dispatch(), "mqtt-intake")
+        self._spawn(self._intake.expire(min(5.0, self.settings.ack_timeout_s / 4)), "mqtt-acks")
 
     async def renew(self) -> None:
         """A new client on a new connection; the broker resumes the session (same client id),
@@ -159,7 +154,7 @@ class MqttHub:
         return code
 
     def on_message(self, handler: MessageHandler) -> None:
-        self._message_handler = handler
+        self._intake.handler = handler
 
     def on_desired_properties(self, handler: DesiredHandler) -> None:
         self._desired_handler = handler
@@ -170,7 +165,7 @@ class MqttHub:
     async def get_desired_properties(self) -> dict[str, Any]:
         self._check_open()
         await self._refresh_desired()
-        return dict(self._desired)
+        return dict(self._desired.doc)
 
     async def report(self, patch: dict[str, Any]) -> None:
         self._check_open()
@@ -250,7 +245,7 @@ class MqttHub:
         topics = self.topics
         await self._refresh_desired()
         filters = [(f, 0) for f in topics.method_filters]
-        if self._message_handler is not None:
+        if self._intake.handler is not None:
             filters += [(topics.input_filter(name), 1) for name in self._inputs]
         await self._subscribe(filters)
 
@@ -329,14 +324,14 @@ class MqttHub:
             self._spawn(self._resubscribe(), "mqtt-resubscribe")
 
     async def _resubscribe(self) -> None:
-        before = self._desired.get("$version")
+        before = self._desired.doc["$version"]
         try:
             await self._subscribe_all()
         except (HubError, TimeoutError) as e:
             log.warning("could not subscribe again after a reconnect: %s", e)
             return
-        if self._desired.get("$version") != before and self._desired_handler is not None:
-            await self._desired_handler(dict(self._desired))
+        if self._desired.doc["$version"] != before and self._desired_handler is not None:
+            await self._desired_handler(dict(self._desired.doc))
 
     def _published(self, mid: int, code: int) -> None:
         future = self._publishes.pop(mid, None)
@@ -352,13 +347,8 @@ class MqttHub:
         addressed = self.topics.classify(message.topic)
         if isinstance(addressed, Streamed) and message.qos > 0:
             frame = inbound(message, addressed.input_name, addressed.source)
-            digest = _digest(frame)
-            if self._acks.answered(frame.message_id or frame.correlation_id or "", digest):
-                self._metrics.count("mqtt_redeliveries_answered_before")
-                self._acknowledge(message.mid)
-                return
-            self._take_frame(frame, message.mid, digest)
-        elif isinstance(addressed, DesiredDocument):
+            self._intake.take(frame, message.mid)
+        elif isinstance(addressed, DesiredSettings):
             self._take_desired(message.payload)
         elif isinstance(addressed, MethodRequest):
             self._spawn(self._answer(addressed.name, message), "mqtt-method")
@@ -366,110 +356,22 @@ class MqttHub:
             log.warning("message on unexpected topic %r: acknowledged and dropped", message.topic)
             self._acknowledge(message.mid)
 
-    def _take_frame(self, message: InboundMessage, packet_id: int, digest: bytes) -> None:
-        if message.message_id is None and message.correlation_id is None:
-            # The id its outcome will carry, so that the outcome can settle it.
-            message = InboundMessage(
-                message.input_name,
-                message.body,
-                message.content_type,
-                message.content_encoding,
-                f"{self.settings.client_id}-{next(self._ids)}",
-                None,
-                message.properties,
-            )
-        try:
-            self._intake.put_nowait((message, packet_id, digest))
-        except asyncio.QueueFull:
-            self._metrics.count("mqtt_intake_overflows")
-            if not self._overflowed:
-                log.warning(
-                    "the broker sent more than the intake holds (%d): the rest is left "
-                    "unacknowledged, to be resent after a reconnect",
-                    self._intake.maxsize,
-                )
-            self._overflowed = True
-
     def _take_desired(self, payload: bytes) -> None:
-        try:
-            doc = json.loads(payload) if payload else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            log.error("desired document on %s is not JSON, ignored: %s", self.topics.desired, e)
-            return
-        if not isinstance(doc, dict):
-            log.error("desired document on %s is not a JSON object, ignored", self.topics.desired)
-            return
-        version = doc.get("$version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            # Written by hand without a version: numbered on arrival, so it still orders.
-            same = {k: v for k, v in self._desired.items() if k != "$version"} == doc
-            version = self._desired["$version"] + (0 if same else 1)
-        changed = version != self._desired.get("$version")
-        self._desired = doc | {"$version": version}
+        changed = self._desired.take(payload, self.topics.desired)
         if changed and self._up and self._desired_handler is not None:
-            self._spawn(self._desired_handler(dict(self._desired)), "mqtt-desired")
+            self._spawn(self._desired_handler(dict(self._desired.doc)), "mqtt-desired")
 
     async def _answer(self, name: str, request: Any) -> None:
         response_topic = response_topic_of(request)
         if response_topic is None:
             log.warning("method %r called without a response topic: not answered", name)
             return
-        try:
-            payload = json.loads(request.payload) if request.payload else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            result = MethodResult(400, {"error": f"the request is not JSON: {e}"})
-        else:
-            result = await self._call_method(name, payload)
-        body = json.dumps(result.payload).encode()
-        properties = response_properties(correlation_of(request), result.status)
+        status, body = await method_response(self._method_handler, name, request.payload)
+        properties = response_properties(correlation_of(request), status)
         try:
             await self._publish(response_topic, body, properties, f"the response to {name!r}")
         except HubError as e:
             log.warning("method %r answered, but the response was not delivered: %s", name, e)
-
-    async def _call_method(self, name: str, payload: Any) -> MethodResult:
-        if self._method_handler is None:
-            return MethodResult(501, {"error": f"method {name!r} is not implemented"})
-        try:
-            return await self._method_handler(name, payload)
-        except Exception as e:
-            log.exception("method %s failed", name)
-            return MethodResult(500, {"error": str(e)})
-
-    async def _dispatch_messages(self) -> None:
-        # One consumer keeps arrival order, as the SDK adapter does.
-        while True:
-            message, packet_id, digest = await self._intake.get()
-            # Held before the handler runs: the outcome may be sent before the handler returns.
-            frame_id = message.message_id or message.correlation_id or ""
-            if self._acks.answered(frame_id, digest):
-                # A redelivery whose first copy was answered while this one waited here.
-                self._metrics.count("mqtt_redeliveries_answered_before")
-                self._acknowledge(packet_id)
-                continue
-            self._acks.hold(frame_id, packet_id, self._loop.time(), digest)
-            if self._message_handler is None:
-                log.warning("message on input %r before a handler was set", message.input_name)
-            else:
-                try:
-                    await self._message_handler(message)
-                except Exception:
-                    log.exception("message handler failed on input %r", message.input_name)
-            if self._overflowed and self._intake.empty():
-                self._overflowed = False
-                log.info("intake drained: reconnecting for the messages left unacknowledged")
-                await self._reconnect()
-
-    async def _expire_acks(self) -> None:
-        period_s = min(5.0, self.settings.ack_timeout_s / 4)
-        while True:
-            await asyncio.sleep(period_s)
-            due = self._acks.expired(self._loop.time())
-            for packet_id in due:
-                self._acknowledge(packet_id)
-            if due:
-                self._metrics.count("mqtt_acks_without_outcome", len(due))
-                log.warning("%d input messages acknowledged without an outcome", len(due))
 
     def _acknowledge(self, packet_id: int) -> None:
         if self._online.is_set():
@@ -486,11 +388,6 @@ class MqttHub:
     def _check_open(self) -> None:
         if self._closed:
             raise HubError("the hub connection is closed")
-
-
-def _digest(message: InboundMessage) -> bytes:
-    properties = json.dumps(sorted(message.properties.items())).encode()
-    return hashlib.blake2b(message.body + b"\0" + properties, digest_size=16).digest()
 
 
 def _stop(client: BrokerClient) -> None:

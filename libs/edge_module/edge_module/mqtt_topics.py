@@ -22,7 +22,7 @@ class Streamed:
 
 
 @dataclass(frozen=True)
-class DesiredDocument:
+class DesiredSettings:
     pass
 
 
@@ -31,7 +31,7 @@ class MethodRequest:
     name: str
 
 
-Addressed = Streamed | DesiredDocument | MethodRequest
+Addressed = Streamed | DesiredSettings | MethodRequest
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Topics:
         if len(levels) < 3 or levels[:2] != ["modules", self.module]:
             return None
         if levels[2:] == ["desired"]:
-            return DesiredDocument()
+            return DesiredSettings()
         if (
             len(levels) == 5
             and levels[2] == "methods"
