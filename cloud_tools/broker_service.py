@@ -151,10 +151,24 @@ class BrokerService:
         retained = self.retained(reported_filter(self.address.topic_prefix, module))
         return {topic.rsplit("/", 1)[-1]: _json(body) for topic, body in retained.items()}
 
+    def module_twin(self, device: str, module: str) -> dict[str, Any]:
+        """The twin's view of one replica (``device``): the module's desired document and
+        that replica's reported state."""
+        return {
+            "desired": self.desired(module),
+            "reported": self.reported(module).get(device) or {},
+        }
+
+    def patch_desired(self, device: str, module: str, patch: dict[str, Any]) -> int:
+        """``update_desired`` for every replica (``device`` is not needed); the new $version."""
+        return int(self.update_desired(module, patch)["$version"])
+
     def invoke(
-        self, module: str, replica: str, method: str, payload: Any, timeout_s: float
+        self, device: str, module: str, method: str, payload: Any, timeout_s: float
     ) -> tuple[int, Any]:
-        """A method call as an MQTT v5 request; ``replica`` ``any``: whichever replica takes it."""
+        """A method call as an MQTT v5 request to the replica ``device``; ``any``: whichever
+        replica takes it."""
+        replica = device
         correlation = uuid.uuid4().bytes
         answered = threading.Event()
         answer: list[Any] = []
@@ -178,6 +192,12 @@ class BrokerService:
         return int(status), _json(answer[0].payload)
 
     # -- plumbing --------------------------------------------------------------------------
+
+    def follow(self, topic_filter: str, received: Received, stop: threading.Event) -> None:
+        """Hands every message on ``topic_filter`` to ``received`` (on paho's thread) until
+        ``stop`` is set."""
+        self.subscribe(topic_filter, received)
+        stop.wait()
 
     def publish(
         self, topic: str, body: bytes, properties: Properties | None = None, retain: bool = False

@@ -240,7 +240,7 @@ class MqttHarness:
 
     async def call_method(self, name: str, payload: Any) -> MethodResult:
         status, response = await asyncio.to_thread(
-            self.operator.invoke, MODULE, f"{MODULE}-1", name, payload, 10
+            self.operator.invoke, f"{MODULE}-1", MODULE, name, payload, 10
         )
         return MethodResult(status, response)
 
