@@ -96,6 +96,10 @@ def connect_properties(settings: MqttSettings, receive_maximum: int) -> Properti
     properties.SessionExpiryInterval = settings.session_expiry_s
     # The broker sends at most this many unacknowledged messages: the hub's intake bound.
     properties.ReceiveMaximum = receive_maximum
+    if settings.auth_method:
+        properties.AuthenticationMethod = settings.auth_method
+        if settings.auth_data_file is not None:
+            properties.AuthenticationData = settings.auth_data_file.read_bytes()
     return properties
 
 

@@ -34,6 +34,10 @@ class MqttSettings:
     username: str | None = None
     password: str | None = None
     tls: bool = True
+    # MQTT v5 enhanced authentication, e.g. IoT Operations' K8S-SAT with a service-account
+    # token file (read at each connect, as the kubelet rotates it).
+    auth_method: str | None = None
+    auth_data_file: Path | None = None
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     # An outcome that never comes (a frame id the module rewrote, a redelivery it skipped)
     # must not hold a slot of the receive window for ever: acknowledged after this long.
@@ -81,6 +85,8 @@ class MqttSettings:
             username=(env.get("MQTT_USERNAME") or "").strip() or None,
             password=password,
             tls=tls,
+            auth_method=(env.get("MQTT_AUTH_METHOD") or "").strip() or None,
+            auth_data_file=_path(env.get("MQTT_AUTH_DATA_FILE")),
             session_expiry_s=get(
                 "MQTT_SESSION_EXPIRY_S", int, DEFAULT_SESSION_EXPIRY_S, lambda v: v >= 0
             ),
