@@ -3,10 +3,13 @@ desired document's versions, and the settings (docs/mqtt.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edge_module.errors import SettingsError
 from edge_module.mqtt_acks import Acknowledgements
+from edge_module.mqtt_client import connect_properties
 from edge_module.mqtt_requests import DesiredDocument
 from edge_module.mqtt_settings import MqttSettings, hub_kind
 from edge_module.mqtt_topics import DesiredSettings, MethodRequest, Streamed, Topics
@@ -86,3 +89,19 @@ def test_the_transport_defaults_to_edgehub_and_refuses_unknown_kinds() -> None:
     assert hub_kind({"HUB": "MQTT"}) == "mqtt"
     with pytest.raises(SettingsError, match="HUB"):
         hub_kind({"HUB": "amqp"})
+
+
+def test_service_account_token_authentication_goes_in_the_connect(tmp_path: Path) -> None:
+    token = tmp_path / "broker-sat"
+    token.write_text("eyJ-token")
+    env = {
+        "MQTT_HOST": "aio-broker",
+        "MQTT_MODULE": "classifier",
+        "MQTT_AUTH_METHOD": "K8S-SAT",
+        "MQTT_AUTH_DATA_FILE": str(token),
+    }
+    properties = connect_properties(MqttSettings.from_env(env), receive_maximum=16)
+    assert properties.AuthenticationMethod == "K8S-SAT"
+    assert properties.AuthenticationData == b"eyJ-token"
+    assert properties.ReceiveMaximum == 16
+    assert properties.SessionExpiryInterval == 3600
