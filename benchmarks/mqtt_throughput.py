@@ -146,7 +146,7 @@ def table(name: str, steps: list[Step]) -> list[str]:
     for s in steps:
         verdict = "ok" if s.passed else "FAIL"
         rows.append(
-            f"{name:<22} {s.rate:>7g} {s.offered:>7} {s.predicted:>9} {s.lost:>5} "
+            f"{name:<22} {s.rate:>7g} {s.offered:>7} {s.predicted:>9} {s.refused:>6} {s.lost:>5} "
             f"{s.p(0.5):>7.1f} {s.p(0.99):>7.1f}  {verdict}"
         )
     return rows
@@ -181,7 +181,7 @@ def main() -> None:
         f"\ndefault model, 320x240 JPEG, {args.step_seconds:g} s per step, p99 limit {P99_LIMIT_MS:g} ms"
     )
     print(
-        f"{'path':<22} {'fps':>7} {'frames':>7} {'answered':>9} {'lost':>5} {'p50 ms':>7} {'p99 ms':>7}  verdict"
+        f"{'path':<22} {'fps':>7} {'frames':>7} {'predicted':>9} {'errors':>6} {'lost':>5} {'p50 ms':>7} {'p99 ms':>7}  verdict"
     )
     for name, steps in results:
         print("\n".join(table(name, steps)))
