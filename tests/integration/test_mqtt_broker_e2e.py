@@ -8,10 +8,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cloud_tools.broker_service import BrokerService
+from edge_module.claim_check import CLAIM_CHECK_CONTENT_TYPE
+from edge_module.mqtt_topics import output_filter
 from simulator.mqtt.testing import eventually
 from tests.integration.broker_support import (
     STARTED,
@@ -23,7 +26,7 @@ from tests.integration.broker_support import (
     watch_outcomes,
 )
 from tests.support import mosquitto
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import PREFIX, Mosquitto
 from tests.support.tiny_models import write_colour_model
 from tests.support.tools import require
 
@@ -105,6 +108,43 @@ async def test_frames_from_the_frame_source_reach_predictions_with_v5_properties
         body = json.loads(message.payload)
         assert body["frame"]["id"] == frame_id
         assert body["frame"]["source"] == "camera-a"
+
+
+async def test_frames_too_large_for_a_message_travel_as_claim_checks_unchanged(
+    broker: Mosquitto, operator: BrokerService, tmp_path: Path
+) -> None:
+    claims = str(tmp_path / "claims")
+    model = write_colour_model(tmp_path / "colour.onnx")
+    classifier = await start_module(
+        "classifier",
+        broker,
+        "classifier-1",
+        tmp_path,
+        MODEL_PATH=str(model),
+        MODEL_CACHE_DIR=str(tmp_path / "cache"),
+        CLAIM_CHECK_DIR=claims,
+    )
+    await wait_running(operator, [(classifier, "classifier-1")])
+    outcomes = await watch_outcomes(operator)
+    frames: list[Any] = []
+    await asyncio.to_thread(operator.subscribe, output_filter(PREFIX, "frames"), frames.append)
+    source = await start_module(
+        "framesource",
+        broker,
+        "camera-b",
+        tmp_path,
+        SOURCE_URL="synthetic:",
+        SOURCE_ID="camera-b",
+        FPS="20",
+        FRAME_COUNT="10",
+        CLAIM_CHECK_DIR=claims,
+        CLAIM_CHECK_ABOVE_BYTES="1024",  # every frame is larger: each one a claim check
+    )
+    frame_ids = [f"camera-b-{n}" for n in range(1, 11)]
+    with classifier.log_on_failure(), source.log_on_failure():
+        await eventually(lambda: outcomes.answered(frame_ids) == 10, 120, "10 outcomes")
+    assert {m.properties.ContentType for m in frames} == {CLAIM_CHECK_CONTENT_TYPE}
+    assert all(outcomes.by_frame[f][0][0] == "predictions" for f in frame_ids)
 
 
 async def test_three_replicas_split_3000_frames_with_one_outcome_per_frame(
