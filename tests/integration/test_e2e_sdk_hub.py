@@ -4,6 +4,7 @@ Each test runs against all three."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cloud_tools.broker_service import BrokerService
 from edge_module.errors import HubError
 from edge_module.hub import InboundMessage, MethodResult, OutboundMessage
 from simulator.mqtt.testing import eventually
@@ -176,4 +178,22 @@ async def test_desired_changes_made_while_away_reach_the_handler_after_a_reconne
         assert not mqtt.is_connected(client_id(MODULE))
         sim.state.twins.update(DEVICE, MODULE, desired_patch={"threshold": 0.9})
         await eventually(lambda: module.desired, 15, "the desired resync after the reconnect")
+    assert module.desired[-1]["threshold"] == 0.9
+
+
+async def test_desired_changes_made_across_a_broker_restart_reach_the_handler(
+    tmp_path: Path,
+) -> None:
+    """MQTT only: the hub reconnects by itself and subscribes again, and the retained desired
+    document comes with the subscription."""
+    require(mosquitto.missing())
+    async with AsyncExitStack() as stack:
+        harness = await MqttHarness.open(stack, tmp_path)
+        module = await connect(harness)
+        await asyncio.to_thread(harness.broker.restart)
+        harness.operator = await asyncio.to_thread(BrokerService, harness.operator.address)
+        stack.callback(harness.operator.close)
+        await harness.push_desired({"threshold": 0.9})
+        await eventually(lambda: module.desired, 30, "the desired document after the restart")
+        assert harness.hub.connected
     assert module.desired[-1]["threshold"] == 0.9
