@@ -5,8 +5,8 @@ with ``call_soon_threadsafe`` and returns, so paho's thread never waits for the 
 
 Flow control: the broker sends at most ``intake_capacity`` unacknowledged messages (the
 CONNECT's Receive Maximum), and a frame is acknowledged only once its outcome is out
-(``mqtt_acks``), so the frames a replica holds are bounded by that window and the rest stay
-with the broker, or go to the other replicas of the shared subscription. Desired documents
+(``mqtt_acks``, ``mqtt_intake``), so the frames a replica holds are bounded by that window
+and the rest stay with the broker, or go to the other replicas of the shared subscription. Desired documents
 and method requests are subscribed at QoS 0: a full frame window never holds them back. The
 desired document is retained and sent again at every subscription, which makes ``get_desired
 _properties`` a real round trip (the watchdog's probe of the line); a method request lost in a
