@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from cloud_tools.errors import FAILED, USAGE, CliError
-from cloud_tools.hub_service import HubService, add_hub_arguments
+from cloud_tools.transport import add_transport_arguments, module_service
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("invoke", help="call a module's direct method")
-    parser.add_argument("--device", required=True)
+    parser.add_argument(
+        "--device", required=True, help="with --mqtt: the replica's client id, or any"
+    )
     parser.add_argument("--module", required=True)
     parser.add_argument("--method", required=True)
     parser.add_argument("--payload", default="{}", help="JSON; @FILE reads it from a file")
     parser.add_argument("--timeout", type=int, default=30, help="response timeout in seconds")
-    add_hub_arguments(parser)
+    add_transport_arguments(parser)
     parser.set_defaults(run=_invoke)
 
 
@@ -40,7 +42,7 @@ def _payload(text: str) -> Any:
 
 def _invoke(args: argparse.Namespace) -> int:
     payload = _payload(args.payload)
-    status, response = HubService.from_args(args).invoke(
+    status, response = module_service(args).invoke(
         args.device, args.module, args.method, payload, args.timeout
     )
     print(json.dumps({"status": status, "payload": response}, indent=2))

@@ -38,6 +38,7 @@ from cloud_tools.model_storage import describe_file, upload_model
 from cloud_tools.push_progress import PushProgress
 from cloud_tools.rollout import Rollout, RolloutPlan, check_rollout
 from cloud_tools.rollout_gate import Gate
+from cloud_tools.transport import add_transport_arguments, module_service
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,9 +120,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _device_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", required=True)
+    parser.add_argument("--device", required=True, help="with --mqtt: the replica's client id")
     parser.add_argument("--module", default="classifier")
-    add_hub_arguments(parser)
+    add_transport_arguments(parser)
 
 
 def _model_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,7 +159,7 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    hub = HubService.from_args(args)
+    hub = module_service(args)
     model = _model_section(args, args.name, args.version)
     patch = {"schemaVersion": SCHEMA_VERSION, "model": model}
     version = hub.patch_desired(args.device, args.module, patch)
@@ -229,7 +230,7 @@ def _rollout(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    twin = HubService.from_args(args).module_twin(args.device, args.module)
+    twin = module_service(args).module_twin(args.device, args.module)
     reported = twin["reported"]
     wanted = twin["desired"].get("model") or {}
     doc = {

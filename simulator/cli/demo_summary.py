@@ -30,8 +30,13 @@ class Observation:
 
 
 def observe(stored: StoredMessage) -> Observation | None:
+    return observe_body(stored.message.body, stored.enqueued_time)
+
+
+def observe_body(body: bytes, received: dt.datetime) -> Observation | None:
+    """An outcome's body, received (upstream, or from a broker) at ``received``."""
     try:
-        doc: Any = json.loads(stored.message.body)
+        doc: Any = json.loads(body)
     except ValueError:
         return None
     if not isinstance(doc, dict) or "frame" not in doc:
@@ -43,7 +48,7 @@ def observe(stored: StoredMessage) -> Observation | None:
     latency = None
     if frame.get("capture_time"):
         captured = dt.datetime.fromisoformat(frame["capture_time"].replace("Z", "+00:00"))
-        latency = (stored.enqueued_time - captured).total_seconds() * 1000
+        latency = (received - captured).total_seconds() * 1000
     if "error" in doc:
         return Observation(frame["id"], truth, None, 0.0, latency, doc["error"]["code"], seq=seq)
     inferences = doc.get("inferences") or []

@@ -2,6 +2,8 @@
 """Two ways to drive the module's ``Hub`` from the outside, for one contract test.
 
 - ``LocalHarness``: ``LocalHub``, the in-process fake the scoring command and unit tests use.
+- ``MqttHarness``: ``MqttHub`` over Eclipse Mosquitto, the operator's ``BrokerService`` on
+  the other side.
 - ``SdkHarness``: ``SdkHub`` over the real azure-iot-device client, connected through the
   simulator's edgeHub; frames come from a test-side SDK client playing ``framesource``, twin and
   method calls from azure-iot-hub, and sent messages are read back from the upstream store.
@@ -20,17 +22,25 @@ import gc
 import threading
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from azure.iot.device import Message
 from azure.iot.device.aio import IoTHubModuleClient
 from azure.iot.hub.models import CloudToDeviceMethod, Twin, TwinProperties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from cloud_tools.broker_service import BrokerAddress, BrokerService
 from edge_module.hub import Hub, InboundMessage, MethodResult, OutboundMessage
 from edge_module.local_hub import LocalHub
+from edge_module.mqtt_hub import MqttHub
+from edge_module.mqtt_settings import MqttSettings
+from edge_module.mqtt_topics import output_filter
 from edge_module.sdk_hub import SdkHub
 from simulator.fleet import Fleet
+from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import (
     DEVICE,
     module_client,
@@ -40,6 +50,7 @@ from tests.integration.e2e_support import (
     trust_simulator,
     wait_upstream,
 )
+from tests.support.mosquitto import PREFIX, USERS, Mosquitto
 
 T = TypeVar("T")
 MODULE = "classifier"
@@ -174,4 +185,94 @@ class SdkHarness:
         await self.on_hub(self.hub.close())
 
 
-Harness = LocalHarness | SdkHarness
+class MqttHarness:
+    """``MqttHub`` against Eclipse Mosquitto: frames published, twin and method calls made,
+    and outputs read back by the operator's ``BrokerService``, on the topics of docs/mqtt.md."""
+
+    def __init__(
+        self, broker: Mosquitto, hub: MqttHub, operator: BrokerService, outputs: list[Any]
+    ) -> None:
+        self.broker = broker
+        self.hub: Hub = hub
+        self.mqtt_hub = hub
+        self.operator = operator
+        self._outputs = outputs  # paho messages on any module output, in arrival order
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, directory: Path) -> MqttHarness:
+        broker = Mosquitto.start(directory)
+        stack.callback(broker.stop)
+        address = BrokerAddress(
+            broker.host,
+            broker.port,
+            str(broker.ca_path),
+            "operator",
+            USERS["operator"],
+            PREFIX,
+        )
+        operator = await asyncio.to_thread(BrokerService, address)
+        stack.callback(operator.close)
+        outputs: list[Any] = []
+        await asyncio.to_thread(operator.subscribe, output_filter(PREFIX, "+"), outputs.append)
+        env = broker.module_env(MODULE, f"{MODULE}-1")
+        hub = MqttHub(MqttSettings.from_env(env), asyncio.get_running_loop())
+        stack.push_async_callback(hub.close)
+        return cls(broker, hub, operator, outputs)
+
+    async def on_hub(self, call: Coroutine[Any, Any, T]) -> T:
+        return await call  # the adapter never blocks its caller's loop
+
+    async def deliver(self, messages: list[InboundMessage]) -> None:
+        for inbound in messages:
+            properties = Properties(PacketTypes.PUBLISH)
+            if inbound.content_type:
+                properties.ContentType = inbound.content_type
+            if inbound.correlation_id:
+                properties.CorrelationData = inbound.correlation_id.encode()
+            user = [("message-id", inbound.message_id or "")]
+            user += [("content-encoding", inbound.content_encoding or "")]
+            properties.UserProperty = user + list(inbound.properties.items())
+            topic = f"{PREFIX}/streams/{inbound.input_name}/camera-1"
+            await asyncio.to_thread(self.operator.publish, topic, inbound.body, properties)
+
+    async def push_desired(self, patch: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.operator.update_desired, MODULE, patch)
+
+    async def call_method(self, name: str, payload: Any) -> MethodResult:
+        status, response = await asyncio.to_thread(
+            self.operator.invoke, f"{MODULE}-1", MODULE, name, payload, 10
+        )
+        return MethodResult(status, response)
+
+    async def sent(self, output: str, count: int) -> list[OutboundMessage]:
+        def on_output() -> list[Any]:
+            return [m for m in self._outputs if m.topic.split("/")[2] == output]
+
+        await eventually(lambda: len(on_output()) >= count, 15, f"{count} messages on {output}")
+        return [_outbound(m) for m in on_output()[:count]]
+
+    async def reported(self) -> dict[str, Any]:
+        replicas = await asyncio.to_thread(self.operator.reported, MODULE)
+        reported = replicas[f"{MODULE}-1"]
+        assert isinstance(reported, dict)
+        return reported
+
+    async def close(self) -> None:
+        await self.hub.close()
+
+
+def _outbound(message: Any) -> OutboundMessage:
+    """An MQTT v5 message read back by the contract's rules, independently of the adapter."""
+    user = dict(getattr(message.properties, "UserProperty", []))
+    correlation = getattr(message.properties, "CorrelationData", None)
+    return OutboundMessage(
+        body=message.payload,
+        content_type=getattr(message.properties, "ContentType", ""),
+        content_encoding=user.pop("content-encoding", ""),
+        message_id=user.pop("message-id", None),
+        correlation_id=correlation.decode() if correlation is not None else None,
+        properties=user,
+    )
+
+
+Harness = LocalHarness | SdkHarness | MqttHarness

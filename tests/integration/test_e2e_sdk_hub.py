@@ -1,32 +1,50 @@
-"""Contract test of the module's ``Hub``: ``SdkHub`` over the real SDK and the simulator keeps
-every promise ``LocalHub`` (the in-process fake) makes. Each test runs against both."""
+"""Contract test of the module's ``Hub``: ``SdkHub`` over the real SDK and the simulator, and
+``MqttHub`` over Eclipse Mosquitto, keep every promise ``LocalHub`` (the in-process fake) makes.
+Each test runs against all three."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cloud_tools.broker_service import BrokerService
 from edge_module.errors import HubError
 from edge_module.hub import InboundMessage, MethodResult, OutboundMessage
 from simulator.mqtt.testing import eventually
 from tests.integration.e2e_support import DEVICE, SDK_SOCKET_LEAK, client_id
-from tests.integration.hub_harness import INPUT, MODULE, Harness, LocalHarness, SdkHarness
+from tests.integration.hub_harness import (
+    INPUT,
+    MODULE,
+    Harness,
+    LocalHarness,
+    MqttHarness,
+    SdkHarness,
+)
+from tests.support import mosquitto
+from tests.support.tools import require
 
 pytestmark = SDK_SOCKET_LEAK
 
 
-@pytest.fixture(params=["local", "sdk"])
+@pytest.fixture(params=["local", "sdk", "mqtt"])
 async def harness(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     if request.param == "local":
         local = LocalHarness()
         yield local
         await local.close()
+        return
+    if request.param == "mqtt":
+        require(mosquitto.missing())
+        async with AsyncExitStack() as stack:
+            yield await MqttHarness.open(stack, tmp_path)
         return
     async with AsyncExitStack() as stack:
         yield await SdkHarness.open(stack, monkeypatch)
@@ -160,4 +178,22 @@ async def test_desired_changes_made_while_away_reach_the_handler_after_a_reconne
         assert not mqtt.is_connected(client_id(MODULE))
         sim.state.twins.update(DEVICE, MODULE, desired_patch={"threshold": 0.9})
         await eventually(lambda: module.desired, 15, "the desired resync after the reconnect")
+    assert module.desired[-1]["threshold"] == 0.9
+
+
+async def test_desired_changes_made_across_a_broker_restart_reach_the_handler(
+    tmp_path: Path,
+) -> None:
+    """MQTT only: the hub reconnects by itself and subscribes again, and the retained desired
+    document comes with the subscription."""
+    require(mosquitto.missing())
+    async with AsyncExitStack() as stack:
+        harness = await MqttHarness.open(stack, tmp_path)
+        module = await connect(harness)
+        await asyncio.to_thread(harness.broker.restart)
+        harness.operator = await asyncio.to_thread(BrokerService, harness.operator.address)
+        stack.callback(harness.operator.close)
+        await harness.push_desired({"threshold": 0.9})
+        await eventually(lambda: module.desired, 30, "the desired document after the restart")
+        assert harness.hub.connected
     assert module.desired[-1]["threshold"] == 0.9

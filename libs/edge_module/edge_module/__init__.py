@@ -1,7 +1,9 @@
-"""What every module of this solution shares: the Hub seam and its two implementations, the
+"""What every module of this solution shares: the Hub seam and its three implementations, the
 outbox and wedge watchdog around a connection, settings from the environment, and the run
-loop. Only ``edge_module.sdk_hub`` imports azure-iot-device; import it where a real
-connection is made, so tools and tests that never connect do not load the SDK.
+loop. Only ``edge_module.sdk_hub`` imports azure-iot-device and only
+``edge_module.mqtt_client`` imports paho; ``edge_module.hub_factory.hub_from_environment``
+picks one (``HUB=edgehub`` or ``mqtt``, docs/mqtt.md) and imports it only then, so tools and
+tests that never connect load neither.
 
     Hub, InboundMessage, OutboundMessage, MethodResult, merge_patch     the seam (hub)
     LocalHub                                                            in-process hub

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 
-from edge_module.errors import EdgeModuleError, HubWedgedError
+from edge_module.errors import EdgeModuleError, HubWedgedError, SettingsError
 from edge_module.log_format import SyslogSeverityFormatter
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ def run_module(serve: Serve) -> int:
     """Runs ``serve(stop)`` until it returns; SIGTERM and SIGINT set ``stop``."""
     try:
         asyncio.run(_serve(serve))
+    except SettingsError as e:  # e.g. the transport's variables, read when connecting
+        log.error("%s", e)
+        return EXIT_SETTINGS
     except EdgeModuleError as e:
         log.error("%s", e)
         return EXIT_FAILED

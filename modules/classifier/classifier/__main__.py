@@ -25,6 +25,7 @@ from classifier.prometheus_endpoint import (
     MetricsEndpoint,
     MetricsEndpointConfig,
 )
+from edge_module.hub_factory import hub_from_environment
 from edge_module.run import EXIT_SETTINGS, configure_logging, exit_if_shutdown_hangs, run_module
 
 log = logging.getLogger("classifier")
@@ -33,16 +34,13 @@ log = logging.getLogger("classifier")
 async def serve(
     config: ModuleConfig, metrics_config: MetricsEndpointConfig, stop: asyncio.Event
 ) -> None:
-    # Imported here so the scoring command and tests never need the SDK's transport.
-    from edge_module.sdk_hub import SdkHub
-
     # The last good model from the cache (re-verified by hash), else the built-in one.
     startup = await asyncio.to_thread(
         start_model, config.model_path, config.cache_dir, config.engine
     )
     metrics = Metrics()
-    hub = SdkHub.from_edge_environment(
-        config.hub.intake_capacity, config.hub.sas_token_ttl_s, metrics
+    hub = hub_from_environment(
+        os.environ, config.hub.intake_capacity, config.hub.sas_token_ttl_s, metrics
     )
     module = ClassifierModule.build(hub, config, startup, metrics)
     pipeline = module.pipeline

@@ -11,16 +11,14 @@ import os
 import sys
 
 from edge_module.errors import SettingsError
+from edge_module.hub_factory import hub_from_environment
 from edge_module.run import EXIT_SETTINGS, configure_logging, exit_if_shutdown_hangs, run_module
 from framesource.app import FrameSourceModule
 from framesource.config import FrameSourceConfig
 
 
 async def serve(config: FrameSourceConfig, stop: asyncio.Event) -> None:
-    # Imported here so tests and tools that never connect do not load the SDK.
-    from edge_module.sdk_hub import SdkHub
-
-    hub = SdkHub.from_edge_environment(config.hub.intake_capacity, config.hub.sas_token_ttl_s)
+    hub = hub_from_environment(os.environ, config.hub.intake_capacity, config.hub.sas_token_ttl_s)
     module = FrameSourceModule(hub, config)
     backstop = asyncio.create_task(
         exit_if_shutdown_hangs(module.session.wedged, config.shutdown_grace_s + 30.0)
