@@ -56,6 +56,8 @@ class ImageBuilder:
                 dockerfile=os.path.relpath(image.dockerfile, image.context),
                 tag=image.tag,
                 rm=True,
+                # A failed step's container goes too: nothing of a build stays on the engine.
+                forcerm=True,
                 decode=True,
                 network_mode=options.network or "host",
                 platform=options.platform or engine_platform(image.platform),
