@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.deployment.manifest import DesiredStatus, ModuleSpec, RestartPolicy
-from simulator.device.container_backend import (
+from simulator.device.container_config import (
     OWNER_LABEL,
     SCOPE_LABEL,
     ContainerSettings,
