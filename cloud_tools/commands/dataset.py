@@ -58,6 +58,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "for demos and tests, not for real cameras",
     )
     label.add_argument(
+        "--model",
+        type=Path,
+        help="an ONNX model with its spec: its class names are the ones offered",
+    )
+    label.add_argument(
         "--labels",
         help="the class names offered, comma-separated (default: "
         "every label the captures' top-k name)",

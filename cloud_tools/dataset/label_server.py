@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("label_page.html")
 _MAX_BODY = 4_096
+_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
+)
 
 
 class LabelSession:
@@ -94,9 +97,10 @@ class LabelSession:
             write_labels(self.folder, self.labels)
 
     def frame(self, index: int) -> tuple[bytes, str]:
-        capture = self.captures[index]
-        content_type = str(capture.sidecar["frame"].get("content_type") or "image/jpeg")
-        return capture.frame_path.read_bytes(), content_type
+        """The frame's bytes and an image type read from the bytes themselves: a sidecar is
+        device-written data, never trusted to name what the browser renders."""
+        body = self.captures[index].frame_path.read_bytes()
+        return body, _image_type(body)
 
 
 class LabelServer:
@@ -115,9 +119,13 @@ class LabelServer:
         return f"http://{self.host}:{self.port}/"
 
     def start(self) -> str:
-        handler = type("Handler", (_Handler,), {"session": self.session})
+        hosts: set[str] = set()  # filled once the port is known, before the first request
+        handler = type("Handler", (_Handler,), {"session": self.session, "hosts": hosts})
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self.port = self._server.server_address[1]
+        hosts.update(
+            f"{name}:{self.port}" for name in (self.host, "127.0.0.1", "localhost", "[::1]")
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self.url
@@ -161,11 +169,15 @@ def _require_loopback(host: str) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     session: LabelSession
+    hosts: set[str]  # Host headers this server answers: its loopback names and port
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("label page: " + format, *args)
 
     def do_GET(self) -> None:
+        if not self._own_host():
+            self._json(HTTPStatus.FORBIDDEN, {"error": "the labelling page answers on loopback"})
+            return
         if self.path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
         elif self.path == "/api/state":
@@ -181,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
     def do_POST(self) -> None:
-        if not self._same_origin():
+        if not self._own_host() or not self._same_origin():
             self._json(HTTPStatus.FORBIDDEN, {"error": "only the labelling page may change labels"})
             return
         try:
@@ -201,6 +213,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(HTTPStatus.OK, self.session.state())
 
+    def _own_host(self) -> bool:
+        """Only the loopback names of this server: a page whose DNS name was rebound to
+        127.0.0.1 sends its own Host and is refused."""
+        return self.headers.get("Host") in self.hosts
+
     def _same_origin(self) -> bool:
         origin = self.headers.get("Origin")
         host = self.headers.get("Host")
@@ -214,5 +231,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        # The page's own script and style are inline; nothing else runs anywhere.
+        page = content_type.startswith("text/html")
+        policy = _PAGE_POLICY if page else "default-src 'none'"
+        self.send_header("Content-Security-Policy", policy)
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.end_headers()
         self.wfile.write(body)
+
+
+def _image_type(body: bytes) -> str:
+    if body.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if body.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if body.startswith(b"BM"):
+        return "image/bmp"
+    return "application/octet-stream"

@@ -20,7 +20,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from cloud_tools.errors import USAGE, CliError
 
 _NAME = re.compile(
-    r"^(?P<device>[^/]+)/(?P<day>\d{4}-\d\d-\d\d)/(?P<time>\d{6}\.\d{3})_(?P<policy>[a-z_]+)_"
+    r"^(?P<device>[^/]+)/(?P<day>\d{4}-\d\d-\d\d)/(?P<time>\d{6}\.\d{3})_(?P<policy>low_confidence|margin|classes|random)_"
 )
 
 

@@ -38,3 +38,10 @@ def test_a_time_that_is_not_iso_is_a_usage_error() -> None:
     with pytest.raises(CliError) as caught:
         parse_time("yesterday")
     assert caught.value.exit_code == 2
+
+
+def test_a_frame_id_with_underscores_does_not_change_the_policy_read() -> None:
+    name = "dock-7/2026-12-06/201502.123_random_dock_cam-42-ab12cd34.json"
+    assert PullFilter(policies=frozenset({"random"})).wants(name)
+    low = "dock-7/2026-12-06/201502.123_low_confidence_my_cam-1-ab12cd34.json"
+    assert PullFilter(policies=frozenset({"low_confidence"})).wants(low)

@@ -4,6 +4,8 @@ labels file it keeps, and the dataset's statistics."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -90,3 +92,63 @@ def test_only_the_page_s_own_origin_may_change_labels(tmp_path: Path) -> None:
             assert response.read() == session.captures[1].frame_path.read_bytes()
     finally:
         server.stop()
+
+
+def _get(url: str, host: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Host": host} if host is not None else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), dict(response.headers), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_a_rebound_host_name_is_refused_and_frames_are_served_as_images_only(
+    tmp_path: Path,
+) -> None:
+    write_captures(tmp_path, 2)
+    # A sidecar is written by a device: the type it names is not what the browser gets.
+    sidecar = tmp_path / session_sidecar(tmp_path)
+    doc = json.loads(sidecar.read_text())
+    doc["frame"]["content_type"] = "text/html"
+    sidecar.write_text(json.dumps(doc))
+    session = LabelSession(tmp_path, list(synthdata.LABELS))
+    server = LabelServer(session, "127.0.0.1", 0)
+    url = server.start()
+    try:
+        status, _, _ = _get(url + "api/state", host="evil.example:8765")
+        assert status == 403
+        for n in range(2):
+            status, headers, _ = _get(url + f"frame/{n}")
+            assert status == 200 and headers["Content-Type"] == "image/jpeg"
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["Content-Security-Policy"] == "default-src 'none'"
+    finally:
+        server.stop()
+
+
+def session_sidecar(folder: Path) -> Path:
+    return next(folder.rglob("*.json")).relative_to(folder)
+
+
+def test_the_label_command_serves_the_classes_of_a_model(tmp_path: Path) -> None:
+    from tests.conftest import DEFAULT_MODEL
+
+    write_captures(tmp_path, 2)
+    command = [sys.executable, "-m", "cloud_tools", "label", str(tmp_path), "--port", "0"]
+    with subprocess.Popen(
+        [*command, "--model", str(DEFAULT_MODEL)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            url = line[line.index("http://") :].split()[0]
+            status, _, body = _get(url.rstrip("/") + "/api/state")
+            assert status == 200
+            assert json.loads(body)["classes"] == list(synthdata.LABELS)
+        finally:
+            process.terminate()
