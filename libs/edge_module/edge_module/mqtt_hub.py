@@ -97,6 +97,7 @@ class MqttHub:
         self._desired = DesiredDocument()
         self._reported: dict[str, Any] = {}
         self._report_lock = asyncio.Lock()
+        self._warned_qos0 = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._up = False  # the first connect completed: later CONNACKs are reconnects
         self._closed = False
@@ -119,8 +120,19 @@ class MqttHub:
         self._online.clear()
         old, self._client = self._client, self._new_client()
         self._spawn(asyncio.to_thread(_stop, old), "mqtt-abandoned-client")
+        # The old client's packet ids die with it (the new one counts from 1 again): what
+        # waited on them fails now, and the callers (the outbox, reports) send again.
+        self._fail_pending("the connection was renewed")
         await self._open_session(self._client)
         self._metrics.count("hub_renewals")
+
+    def _fail_pending(self, reason: str) -> None:
+        waiting: list[asyncio.Future[Any]] = [*self._publishes.values(), *self._subscribes.values()]
+        self._publishes.clear()
+        self._subscribes.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(HubError(reason))
 
     async def _reconnect(self) -> None:
         """The same client on a new connection. A clean DISCONNECT goes out after the
@@ -348,6 +360,16 @@ class MqttHub:
         if isinstance(addressed, Streamed) and message.qos > 0:
             frame = inbound(message, addressed.input_name, addressed.source)
             self._intake.take(frame, message.mid)
+        elif isinstance(addressed, Streamed):
+            # At QoS 0 the broker keeps nothing: a frame could be lost with no outcome and no
+            # trace, against the contract (docs/mqtt.md). Refused loudly, counted.
+            self._metrics.count("mqtt_frames_qos0_refused")
+            if not self._warned_qos0:
+                self._warned_qos0 = True
+                log.warning(
+                    "frames on %r were published at QoS 0 and are ignored: publish frames at QoS 1",
+                    message.topic,
+                )
         elif isinstance(addressed, DesiredSettings):
             self._take_desired(message.payload)
         elif isinstance(addressed, MethodRequest):
