@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,7 +89,28 @@ def _sidecar(path: Path) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get("schema") != CAPTURE_SCHEMA:
         return None
     frame = doc.get("frame")
-    return doc if isinstance(frame, dict) and isinstance(frame.get("blob"), str) else None
+    if not isinstance(frame, dict) or not isinstance(frame.get("blob"), str):
+        return None
+    # A sidecar is device-written: one that does not hold what the tools read is skipped
+    # whole, never half-read (a bad top-k or properties would stop the page or the stats).
+    properties = frame.get("properties", {})
+    top_k = doc.get("top_k", [])
+    if not isinstance(properties, dict) or not isinstance(top_k, list):
+        return None
+    if not all(_is_score(entry) for entry in top_k):
+        return None
+    return doc
+
+
+def _is_score(entry: object) -> bool:
+    if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
+        return False
+    confidence = entry.get("confidence")
+    return (
+        isinstance(confidence, int | float)
+        and not isinstance(confidence, bool)
+        and math.isfinite(confidence)
+    )
 
 
 def read_labels(folder: Path) -> dict[str, dict[str, Any]]:

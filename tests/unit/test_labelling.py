@@ -152,3 +152,30 @@ def test_the_label_command_serves_the_classes_of_a_model(tmp_path: Path) -> None
             assert json.loads(body)["classes"] == list(synthdata.LABELS)
         finally:
             process.terminate()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"top_k": [{"label": "star", "confidence": "x"}]},
+        {"top_k": [{"label": "star", "confidence": None}]},
+        {"top_k": [{"label": "star", "confidence": float("nan")}]},
+        {"top_k": "star"},
+        {"frame_properties": ["truth"]},
+    ],
+)
+def test_a_malformed_sidecar_is_skipped_not_half_read(
+    tmp_path: Path, change: dict[str, object]
+) -> None:
+    write_captures(tmp_path, 3)
+    sidecar = tmp_path / session_sidecar(tmp_path)
+    doc = json.loads(sidecar.read_text())
+    if "frame_properties" in change:
+        doc["frame"]["properties"] = change["frame_properties"]
+    else:
+        doc.update(change)
+    sidecar.write_text(json.dumps(doc))
+    found = captures(tmp_path)
+    assert len(found) == 2
+    assert dataset_stats(tmp_path)["captures"] == 2
+    assert len(LabelSession(tmp_path).state()["items"]) == 2
