@@ -58,6 +58,10 @@ _FAILURE = 0x80  # reason codes from here up are refusals
 _NO_SUBSCRIBERS = 0x10
 
 
+# Method calls answered at once; more are refused with 503 (a bounded queue of zero).
+MAX_METHODS_IN_FLIGHT = 8
+
+
 class MqttHub:
     def __init__(
         self,
@@ -98,6 +102,7 @@ class MqttHub:
         self._reported: dict[str, Any] = {}
         self._report_lock = asyncio.Lock()
         self._warned_qos0 = False
+        self._methods_running = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._up = False  # the first connect completed: later CONNACKs are reconnects
         self._closed = False
@@ -388,7 +393,16 @@ class MqttHub:
         if response_topic is None:
             log.warning("method %r called without a response topic: not answered", name)
             return
-        status, body = await method_response(self._method_handler, name, request.payload)
+        if self._methods_running >= MAX_METHODS_IN_FLIGHT:
+            # Overflow policy: refuse the newest call (503, as IoT Hub answers a busy device)
+            # rather than pile up inference work on the loop.
+            status, body = 503, json.dumps({"message": "too many method calls in flight"}).encode()
+        else:
+            self._methods_running += 1
+            try:
+                status, body = await method_response(self._method_handler, name, request.payload)
+            finally:
+                self._methods_running -= 1
         properties = response_properties(correlation_of(request), status)
         try:
             await self._publish(response_topic, body, properties, f"the response to {name!r}")
