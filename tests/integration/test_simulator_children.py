@@ -33,7 +33,7 @@ START_TIMEOUT_S = 120.0
 
 def process_table() -> dict[int, tuple[int, int, int, str]]:
     """pid -> (parent pid, process group, start time in clock ticks, command line) of every
-    process."""
+    live process (zombies left out)."""
     table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -44,6 +44,8 @@ def process_table() -> dict[int, tuple[int, int, int, str]]:
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":
+            continue  # dead, waiting for its parent (or init) to collect it: not running
         table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[19]), cmdline)
     return table
 
