@@ -4,12 +4,9 @@ publishing on the frames topic, and the operator's view of outcomes by frame id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from edge_module.mqtt_settings import MqttSettings
 from edge_module.mqtt_topics import output_filter
 from tests.conftest import solid_rgb
 from tests.integration.e2e_support import REPO_ROOT
+from tests.support.module_process import ModuleProcess
 from tests.support.mosquitto import PREFIX, USERS, Mosquitto
 
 START_TIMEOUT_S = 120.0  # imports, model warm-up and connect on a busy 2-core machine
@@ -33,40 +31,6 @@ STARTED: list[ModuleProcess] = []
 def red_jpeg() -> bytes:
     bgr = cv2.cvtColor(solid_rgb((230, 20, 20), 64, 48), cv2.COLOR_RGB2BGR)
     return bytes(cv2.imencode(".jpg", bgr)[1].tobytes())
-
-
-@dataclass
-class ModuleProcess:
-    name: str
-    process: asyncio.subprocess.Process
-    log_path: Path
-
-    def log(self, tail_chars: int = 6000) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-tail_chars:]
-
-    @contextlib.contextmanager
-    def log_on_failure(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            print(f"--- {self.name} log (tail) ---\n{self.log(20_000)}")
-            raise
-
-    def kill(self) -> None:
-        """SIGKILL by PID: no orderly shutdown, nothing flushed."""
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGKILL)
-
-    async def stop(self) -> int:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                return await asyncio.wait_for(self.process.wait(), 30)
-            except TimeoutError:
-                self.kill()
-        return await self.process.wait()
 
 
 async def start_module(

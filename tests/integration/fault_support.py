@@ -10,12 +10,9 @@ and CA file), so the test chooses the gateway it dials: the simulator itself, or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,46 +23,12 @@ from azure.iot.hub.models import CloudToDeviceMethod
 from simulator.fleet import Fleet
 from simulator.hub.upstream import MessageFilter
 from tests.integration.e2e_support import DEVICE, REPO_ROOT, registry_manager
+from tests.support.module_process import ModuleProcess
 from tests.support.tiny_models import write_colour_model
 
 START_TIMEOUT_S = 120.0  # imports, model warm-up and connect on a busy 2-core machine
 OUTCOME_TIMEOUT_S = 180.0  # generous: reconnects back off by up to the SDK's 10 s interval
 SEND_TIMEOUT_S = 10.0
-
-
-@dataclass
-class ClassifierProcess:
-    process: asyncio.subprocess.Process
-    log_path: Path
-
-    def log(self, tail_chars: int = 6000) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-tail_chars:]
-
-    @contextlib.contextmanager
-    def log_on_failure(self) -> Iterator[None]:
-        """Prints the module's log (pytest shows it with the failure) if the block fails."""
-        try:
-            yield
-        except BaseException:
-            print(f"--- classifier log (tail) ---\n{self.log(60_000)}")
-            raise
-
-    async def wait(self, timeout_s: float) -> int:
-        return await asyncio.wait_for(self.process.wait(), timeout_s)
-
-    async def stop(self) -> int | None:
-        """SIGTERM by PID, then SIGKILL if it does not end in time."""
-        if self.process.returncode is not None:
-            return self.process.returncode
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.process.wait(), 30)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            return await self.process.wait()
 
 
 def _reported_state(sim: Fleet) -> Any:
@@ -75,7 +38,7 @@ def _reported_state(sim: Fleet) -> Any:
 
 async def start_classifier(
     sim: Fleet, gateway_host: str, work_dir: Path, **settings: str
-) -> ClassifierProcess:
+) -> ModuleProcess:
     """``python -m classifier`` dialling ``gateway_host``; returns once it reports running."""
     model = write_colour_model(work_dir / "colour.onnx")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTEDGE_")}
@@ -99,7 +62,7 @@ async def start_classifier(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-    module = ClassifierProcess(process, log_path)
+    module = ModuleProcess("classifier", process, log_path)
     deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
     while _reported_state(sim) != "running":
         if process.returncode is not None or asyncio.get_running_loop().time() > deadline:

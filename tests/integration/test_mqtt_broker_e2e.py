@@ -19,13 +19,13 @@ from simulator.mqtt.testing import eventually
 from tests.integration.broker_support import (
     STARTED,
     Camera,
-    ModuleProcess,
     operator_address,
     start_module,
     wait_running,
     watch_outcomes,
 )
 from tests.support import mosquitto
+from tests.support.module_process import ModuleProcess
 from tests.support.mosquitto import PREFIX, Mosquitto
 from tests.support.tiny_models import write_colour_model
 from tests.support.tools import require
