@@ -10,20 +10,22 @@ Stages and why they sit where they do:
   previous batch. A batch waits to fill (up to ``max_batch`` frames or ``max_wait_ms``) only
   while inference is busy with the batch before it: then waiting costs nothing, and at low
   rates a frame is decoded and scored the moment it arrives.
-- the inference stage runs the batch on the model it was decoded for, in its own single worker
-  thread (ONNX Runtime releases the GIL in ``run``), then queues one outcome per frame. When a
-  model on probation after a swap fails, the store hands back the previous model and the
-  batch is decoded and scored again on it: the frames still get predictions.
-- emitters send outcomes concurrently, because a real send waits for edgeHub's PUBACK.
+- the inference stage runs the batch on the model it was decoded for, in a worker thread
+  (ONNX Runtime releases the GIL in ``run``), then hands the batch's outcomes on at once.
+  ``inference_lanes`` batches run at once, each single-threaded, where that pays (a CPU
+  model on a few cores, ``inference_lanes.py``); their outcomes still leave in batch order.
+  When a model on probation after a swap fails, the store hands back the previous model and
+  the batch is decoded and scored again on it: the frames still get predictions.
+- emitters hand outcomes on a batch at a time (``outcome_stage``).
 Every failure is per frame: it becomes a ``FrameFailure`` outcome and the stream goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,16 +42,18 @@ from classifier.frames import FrameMeta, FrameRequest
 from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
+from classifier.outcome_stage import Emit, Outcome, OutcomeStage
 from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels_batch
 from classifier.preprocess import FloatArray
 from edge_module.hub import InboundMessage
 
 log = logging.getLogger(__name__)
 
-Outcome = Prediction | FrameFailure
-# Batches decoding at once ahead of the one being inferred.
+__all__ = ["DECODE_AHEAD", "Emit", "Outcome", "Pipeline", "PipelineConfig"]
+
+# Batches decoding at once ahead of the ones being inferred.
 DECODE_AHEAD = 2
-Emit = Callable[[Outcome], Awaitable[None]]
+CPU_PROVIDER = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class PipelineConfig:
     decode_workers: int = 2  # threads, when decode_processes is 0
     decode_processes: int = 0  # worker processes writing into shared batch buffers
     emit_concurrency: int = 8
+    # Batches inferred at once, each run on one thread (the engine's session then has one
+    # intra-op thread); 1: one batch at a time on every core. Only for CPU models.
+    inference_lanes: int = 1
     passthrough_properties: tuple[str, ...] = ()
     max_request_entries: int = DEFAULT_MAX_ENTRIES
     limits: FrameLimits = field(default_factory=FrameLimits)
@@ -79,7 +86,6 @@ class Pipeline:
         self.store = store
         self.config = config
         self.metrics = metrics
-        self._emit: Emit | None = None
         self._queue: FrameQueue[FrameRequest] = FrameQueue(
             config.queue_capacity, config.overflow, self._dropped
         )
@@ -87,46 +93,45 @@ class Pipeline:
         # inferred, so the decoders never wait for a batch to be assembled.
         self._batches: asyncio.Queue[asyncio.Task[_Batch]] = asyncio.Queue(maxsize=DECODE_AHEAD)
         # Failures are put without waiting (they may come from sync callbacks); predictions,
-        # and each new message at intake, wait for room below the high-water mark, so a hub
-        # (or a blocking outbox) that is slow pushes back, and this queue stays bounded by
-        # the mark plus one message's frames and one batch.
-        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
-        self._outcome_high_water = max(32, 4 * config.max_batch)
-        self._outcome_room = asyncio.Event()
-        self._outcome_room.set()
-        self._outcomes_put = 0
-        self._outcomes_done = 0
+        # and each new message at intake, wait for room below the high-water mark.
+        self._outcomes = OutcomeStage(
+            max(32, 4 * config.max_batch),
+            config.emit_concurrency,
+            lambda: self.metrics.count("emit_failures"),
+        )
+        lanes = max(1, config.inference_lanes)
         self._decoder: Decoder = (
-            # Buffers: the batches decoding ahead, the one being assembled, the one inferred,
+            # Buffers: the batches decoding ahead, the one being assembled, those inferred,
             # and one to decode a batch again after a fallback to the previous model.
             ProcessDecoder(
-                config.decode_processes, config.limits, config.max_batch, DECODE_AHEAD + 3
+                config.decode_processes, config.limits, config.max_batch, DECODE_AHEAD + 2 + lanes
             )
             if config.decode_processes > 0
             else ThreadDecoder(config.decode_workers, config.limits)
         )
-        self._infer_pool = ThreadPoolExecutor(1, "infer")
+        self._lanes = lanes
+        self._infer_pool = ThreadPoolExecutor(lanes, "infer")
+        # A model on another provider (a GPU) runs one batch at a time, whatever the lanes.
+        self._one_at_a_time = asyncio.Lock()
+        # Done when the batch taken last has handed its outcomes on: the next waits for it.
+        self._handed_on: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Requests taken off the queue and not yet turned into outcomes, by identity: what
         # is still here when the stages are cancelled is reported, never silently lost.
         self._in_flight: dict[int, FrameRequest] = {}
         self._idle = asyncio.Event()  # set whenever nothing is queued or in flight
         self._idle.set()
-        self._inferring = False  # a batch is in the inference stage or waiting for it
+        self._inferring = 0  # batches in the inference stage or waiting for it
         self._accepting = False
 
     async def start(self, emit: Emit) -> None:
         """Starts the stages; every outcome (prediction or failure) is handed to ``emit``."""
-        self._emit = emit
         await self._decoder.start()
         self._accepting = True
-        self._tasks = [
-            asyncio.create_task(self._assemble(), name="assemble"),
-            asyncio.create_task(self._infer(), name="infer"),
-        ] + [
-            asyncio.create_task(self._emitter(), name=f"emit-{i}")
-            for i in range(self.config.emit_concurrency)
+        self._tasks = [asyncio.create_task(self._assemble(), name="assemble")] + [
+            asyncio.create_task(self._infer(), name=f"infer-{i}") for i in range(self._lanes)
         ]
+        self._outcomes.start(emit)
 
     async def submit(self, message: InboundMessage) -> None:
         """Accepts one message from the frames input. Never raises for bad input: whatever
@@ -142,13 +147,8 @@ class Pipeline:
         """Reports one outcome for a whole message that is not scored."""
         self._fail(message_meta(message, self.config.passthrough_properties), error)
 
-    async def _wait_for_outcome_room(self) -> None:
-        while self._outcomes.qsize() >= self._outcome_high_water:
-            self._outcome_room.clear()
-            await self._outcome_room.wait()
-
     async def _submit(self, message: InboundMessage) -> None:
-        await self._wait_for_outcome_room()
+        await self._outcomes.wait_for_room()
         if not self._accepting:
             self.fail_message(message, FrameError(FrameErrorCode.SHUTDOWN, "module is stopping"))
             return
@@ -183,7 +183,7 @@ class Pipeline:
             log.warning(
                 "grace period over: %d queued, %d in flight", len(self._queue), len(self._in_flight)
             )
-        stages, emitters = self._tasks[:2], self._tasks[2:]
+        stages = self._tasks
         for task in stages:
             task.cancel()
         await asyncio.gather(*stages, return_exceptions=True)
@@ -201,13 +201,9 @@ class Pipeline:
             self._fail(
                 request.meta, FrameError(FrameErrorCode.SHUTDOWN, "module stopped before scoring")
             )
-        try:
-            await asyncio.wait_for(self._outcomes.join(), max(1.0, deadline - time.monotonic()))
-        except TimeoutError:
-            log.warning("%d outcomes not sent before shutdown", self._outcomes.qsize())
-        for task in emitters:
-            task.cancel()
-        await asyncio.gather(*emitters, return_exceptions=True)
+        if not await self._outcomes.join(max(1.0, deadline - time.monotonic())):
+            log.warning("%d outcomes not sent before shutdown", self._outcomes.unfinished)
+        await self._outcomes.stop()
         await self._decoder.close()
         self._infer_pool.shutdown(wait=True, cancel_futures=True)
 
@@ -218,12 +214,7 @@ class Pipeline:
     @property
     def pending(self) -> int:
         """Frames queued or being scored, and outcomes not yet handed on: 0 when quiet."""
-        return len(self._queue) + len(self._in_flight) + self._unfinished_outcomes
-
-    @property
-    def _unfinished_outcomes(self) -> int:
-        # Outcomes queued or in an emitter's hands (task_done comes after the hand-off).
-        return self._outcomes_put - self._outcomes_done
+        return len(self._queue) + len(self._in_flight) + self._outcomes.unfinished
 
     @property
     def model_info(self) -> ModelInfo:
@@ -257,47 +248,86 @@ class Pipeline:
         return _Batch(model, await self._decoder.decode(model, requests, time.monotonic()))
 
     def _inference_busy(self) -> bool:
-        return self._inferring or not self._batches.empty()
+        return self._inferring >= self._lanes or not self._batches.empty()
 
     async def _infer(self) -> None:
+        """One inference lane: takes the next decoded batch, scores it, hands it on."""
         while True:
-            await self._wait_for_outcome_room()
+            await self._outcomes.wait_for_room()
             decoding = await self._batches.get()
-            self._inferring = True
+            # Outcomes leave in the order the batches were taken, whichever lane is first.
+            before, mine = self._handed_on, asyncio.get_running_loop().create_future()
+            self._handed_on = mine
+            self._inferring += 1
             try:
-                batch = await decoding
-            except asyncio.CancelledError:
-                decoding.cancel()
-                raise
-            items = batch.decoded.items
-            try:
-                for p in items:
-                    if p.error is not None:
-                        self._settle(p, FrameFailure(p.request.meta, p.error))
-                await self._score(batch.model, batch.decoded)
-            except Exception as e:  # one batch's surprise must not end the stage
-                log.exception("unexpected error scoring a batch of %d", len(items))
-                error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
-                for p in items:
-                    if id(p.request) in self._in_flight:
-                        self._settle(p, FrameFailure(p.request.meta, error))
+                await self._infer_batch(decoding, before)
             finally:
-                batch.decoded.release()
-            for p in items:
-                self._in_flight.pop(id(p.request), None)
-            self._inferring = False
+                self._inferring -= 1
+                if not mine.done():
+                    mine.set_result(None)
             self._queue.wake()  # a batch still filling need not wait any longer
             self._update_idle()
 
-    async def _score(self, model: ServingModel, decoded: DecodedBatch) -> None:
+    async def _infer_batch(
+        self, decoding: asyncio.Task[_Batch], before: asyncio.Future[None] | None
+    ) -> None:
+        try:
+            batch = await decoding
+        except asyncio.CancelledError:
+            decoding.cancel()
+            raise
+        items = batch.decoded.items
+        out: dict[int, Outcome] = {}  # by id(request): a frame's one outcome
+        try:
+            for p in items:
+                if p.error is not None:
+                    out[id(p.request)] = FrameFailure(p.request.meta, p.error)
+            await self._score(batch.model, batch.decoded, out)
+        except Exception as e:  # one batch's surprise must not end the stage
+            log.exception("unexpected error scoring a batch of %d", len(items))
+            error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
+            for p in items:
+                out.setdefault(id(p.request), FrameFailure(p.request.meta, error))
+        finally:
+            batch.decoded.release()
+        if before is not None:
+            await before
+        self._hand_on(items, out)
+
+    def _hand_on(self, items: list[PreparedFrame], out: dict[int, Outcome]) -> None:
+        """The batch's outcomes to the outcome stage, in frame order, and the frames are no
+        longer in flight. What is not in flight any more was reported at shutdown."""
+        outcomes: list[Outcome] = []
+        for p in items:
+            if self._in_flight.pop(id(p.request), None) is None:
+                continue
+            outcome = out.get(id(p.request))
+            if outcome is None:  # every path above settles every frame; say so if not
+                error = FrameError(FrameErrorCode.INTERNAL_ERROR, "frame left without an outcome")
+                outcome = FrameFailure(p.request.meta, error)
+            if isinstance(outcome, FrameFailure):
+                self.metrics.count(f"frames_failed.{outcome.error.code}")
+            outcomes.append(outcome)
+        self._outcomes.put(outcomes)
+
+    async def _score(
+        self, model: ServingModel, decoded: DecodedBatch, out: dict[int, Outcome]
+    ) -> None:
         good = decoded.good
         if not good:
             return
         loop = asyncio.get_running_loop()
         tensor = decoded.model_input(good)
+        # Lanes are for CPU models; a GPU model's batches take turns, as they always did.
+        turn = (
+            contextlib.nullcontext()
+            if model.engine.provider == CPU_PROVIDER
+            else self._one_at_a_time
+        )
         started = time.perf_counter()
         try:
-            scores = await loop.run_in_executor(self._infer_pool, model.engine.run, tensor)
+            async with turn:
+                scores = await loop.run_in_executor(self._infer_pool, model.engine.run, tensor)
         except Exception as e:  # ONNX Runtime raises untyped errors
             log.exception("inference failed for a batch of %d on %s", len(good), model.info.name)
             fallback = self.store.inference_failed(model, str(e))
@@ -311,31 +341,25 @@ class Pipeline:
                 try:
                     for p in again.items:
                         if p.error is not None:
-                            self._settle(p, FrameFailure(p.request.meta, p.error))
-                    await self._score(fallback, again)
+                            out[id(p.request)] = FrameFailure(p.request.meta, p.error)
+                    await self._score(fallback, again, out)
                 finally:
                     again.release()
                 return
+            error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
             for p in good:
-                error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
-                self._settle(p, FrameFailure(p.request.meta, error))
+                out[id(p.request)] = FrameFailure(p.request.meta, error)
         else:
-            self._predicted(model, good, scores, (time.perf_counter() - started) * 1000)
+            self._predicted(model, good, scores, (time.perf_counter() - started) * 1000, out)
             self.store.served(model, len(good))
 
-    def _settle(self, prepared: PreparedFrame, outcome: Outcome, counted: bool = False) -> None:
-        """Queues a frame's one outcome and marks it done, so a later failure in the same
-        batch cannot give it a second one. ``counted``: the caller counts it with its batch."""
-        self._in_flight.pop(id(prepared.request), None)
-        if isinstance(outcome, FrameFailure):
-            self.metrics.count(f"frames_failed.{outcome.error.code}")
-        elif not counted:
-            self.metrics.count("frames_scored")
-        self._outcomes_put += 1
-        self._outcomes.put_nowait(outcome)
-
     def _predicted(
-        self, model: ServingModel, batch: list[PreparedFrame], scores: FloatArray, infer_ms: float
+        self,
+        model: ServingModel,
+        batch: list[PreparedFrame],
+        scores: FloatArray,
+        infer_ms: float,
+        out: dict[int, Outcome],
     ) -> None:
         config = self.config
         now = time.monotonic()
@@ -347,48 +371,28 @@ class Pipeline:
             log.exception("could not rank the scores of a batch of %d", len(batch))
             error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
             for p in batch:
-                self._settle(p, FrameFailure(p.request.meta, error))
+                out[id(p.request)] = FrameFailure(p.request.meta, error)
             return
         # Metrics are recorded once per batch, under one lock: per-frame bookkeeping is what
         # limits a small model's throughput.
         stages: dict[str, list[float]] = {"queue": [], "decode": [], "preprocess": [], "total": []}
         shared = {"inference": infer_ms, "batch_size": float(len(batch))}
+        info = model.info
         for p, top in zip(batch, ranked, strict=True):
+            request = p.request
             timings = p.timings_ms | shared
-            timings["total"] = (now - p.request.received_s) * 1000
+            timings["total"] = (now - request.received_s) * 1000
             for stage, values in stages.items():
                 value = timings.get(stage)
                 if value is not None:
                     values.append(value)
-            prediction = Prediction(
-                meta=p.request.meta,
-                labels=top,
-                model=model.info,
-                timings_ms=timings,
-                width=p.width,
-                height=p.height,
-                request=p.request,
+            out[id(request)] = Prediction(
+                request.meta, top, info, timings, p.width, p.height, request
             )
-            self._settle(p, prediction, counted=True)
         self.metrics.count("batches")
         self.metrics.count("frames_scored", len(batch))
         self.metrics.observe_many(stages | {"inference_batch": [infer_ms]})
         self.metrics.observe_size("batch_size", len(batch))
-
-    async def _emitter(self) -> None:
-        while True:
-            outcome = await self._outcomes.get()
-            try:
-                assert self._emit is not None
-                await self._emit(outcome)
-            except Exception:  # a failed send loses that message, never the emitter
-                self.metrics.count("emit_failures")
-                log.exception("could not emit the outcome for frame %r", outcome.meta.frame_id)
-            finally:
-                self._outcomes_done += 1
-                self._outcomes.task_done()
-                if self._outcomes.qsize() < self._outcome_high_water:
-                    self._outcome_room.set()
 
     def _update_idle(self) -> None:
         if not len(self._queue) and not self._in_flight:
@@ -405,5 +409,4 @@ class Pipeline:
 
     def _fail(self, meta: FrameMeta, error: FrameError) -> None:
         self.metrics.count(f"frames_failed.{error.code}")
-        self._outcomes_put += 1
-        self._outcomes.put_nowait(FrameFailure(meta, error))
+        self._outcomes.put([FrameFailure(meta, error)])

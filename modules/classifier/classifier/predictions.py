@@ -3,18 +3,24 @@
 Schemas are versioned (``PREDICTION_SCHEMA``, ``ERROR_SCHEMA``) and documented in
 docs/message-schemas.md. The ``inferences`` list follows the LVA/AVA inference schema so
 existing video-analytics consumers can read it unchanged.
+
+Bodies are encoded by orjson (a C encoder: 0.5 us for a prediction where the standard
+library's took 8 us, docs/benchmarks.md), and what is the same for every frame of a model
+(its ``model`` object) is encoded once and spliced in.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from classifier.bounded_text import reason_text
 from classifier.errors import FrameError
@@ -43,6 +49,21 @@ class ModelInfo:
             "providers_requested": list(self.providers_requested),
         }
 
+    @property
+    def message_dict(self) -> dict[str, str]:
+        """The model as every prediction message names it."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "provider": self.provider,
+        }
+
+    @property
+    def message_json(self) -> orjson.Fragment:
+        """``message_dict`` encoded once per model, spliced into every prediction's body."""
+        return _model_json(self)
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -60,19 +81,18 @@ class Prediction:
         return self.labels[0] if self.labels else None
 
     def to_dict(self) -> dict[str, Any]:
+        return self._body(self.model.message_dict)
+
+    def _body(self, model: object) -> dict[str, Any]:
+        name = self.model.name
         return {
             "schema": PREDICTION_SCHEMA,
             "frame": _frame_dict(self.meta) | {"width": self.width, "height": self.height},
-            "model": {
-                "name": self.model.name,
-                "version": self.model.version,
-                "sha256": self.model.sha256,
-                "provider": self.model.provider,
-            },
+            "model": model,
             "inferences": [
                 {
                     "type": "classification",
-                    "subtype": self.model.name,
+                    "subtype": name,
                     "classification": {"tag": {"value": label, "confidence": round(p, 6)}},
                 }
                 for label, p in self.labels
@@ -90,7 +110,7 @@ class Prediction:
         if self.meta.source_id:
             properties["source_id"] = self.meta.source_id
         return OutboundMessage(
-            body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
+            body=orjson.dumps(self._body(self.model.message_json)),
             correlation_id=self.meta.frame_id,
             properties=_with_passthrough(self.meta, properties),
         )
@@ -111,12 +131,17 @@ class FrameFailure:
 
     def to_message(self) -> OutboundMessage:
         return OutboundMessage(
-            body=json.dumps(self.to_dict(), separators=(",", ":")).encode(),
+            body=orjson.dumps(self.to_dict()),
             correlation_id=self.meta.frame_id,
             properties=_with_passthrough(
                 self.meta, {"schema": ERROR_SCHEMA, "code": str(self.error.code)}
             ),
         )
+
+
+@lru_cache(maxsize=16)
+def _model_json(info: ModelInfo) -> orjson.Fragment:
+    return orjson.Fragment(orjson.dumps(info.message_dict))
 
 
 def top_labels(
@@ -165,5 +190,17 @@ def _with_passthrough(meta: FrameMeta, own: dict[str, str]) -> dict[str, str]:
     return dict(meta.passthrough) | own
 
 
+_now_text: tuple[int, str] = (0, "")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 UTC to the millisecond; formatted once per millisecond however many
+    outcomes are stamped in it (a batch's are)."""
+    global _now_text
+    ms = time.time_ns() // 1_000_000
+    last_ms, text = _now_text
+    if ms != last_ms:
+        moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
+        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        _now_text = (ms, text)
+    return text
