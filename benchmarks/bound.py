@@ -1,7 +1,9 @@
 """What the machine can do at best, measured in the same run as the pipeline.
 
-- ``raw_best_fps``: ``InferenceSession.run`` on ready tensors, the best over batch sizes, with
-  the session options the module uses;
+- ``raw_best_fps``: ``InferenceSession.run`` on ready tensors, the best over batch sizes, the
+  model loaded as the module loads it: into lanes (one single-threaded run per core at once,
+  ``classifier.inference_lanes``) or one run at a time on every core. The other way is
+  measured too and printed beside it, so a better way the module does not take is seen;
 - ``decode_capacity_fps``: N worker processes (N = the cores the pipeline may use) decoding and
   preprocessing the same JPEG frames with the module's own functions, added up;
 - the bound: where inference runs on the CPU it shares the cores with decoding, so
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +35,59 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def raw_best_fps(
-    model: Path, seconds: float, options: EngineOptions | None = None
-) -> tuple[float, int, str]:
-    """(frames/s, batch, provider) of the best batch size."""
-    engine = InferenceEngine.from_path(model, options or EngineOptions())
+@dataclass(frozen=True)
+class RawBest:
+    fps: float
+    how: str  # batch size and lanes
+    provider: str
+    other_fps: float  # the best of the way the module does not take (0: none on this provider)
+    other_how: str
+
+
+def raw_best_fps(model: Path, seconds: float, lanes: int | None = None) -> RawBest:
+    """The best of each way to run the model; ``lanes`` as the module's ``INFERENCE_LANES``."""
+    engine = InferenceEngine.from_path(model, EngineOptions(lanes=lanes))
+    cores = usable_cores()
+    other: InferenceEngine | None = None
+    if engine.provider == "CPUExecutionProvider" and cores > 1:
+        # The way not taken: every core for one run if the module took lanes, else lanes.
+        other_options = EngineOptions(lanes=1) if engine.lanes > 1 else EngineOptions(lanes=cores)
+        other = InferenceEngine.from_path(model, other_options)
+    ours = _best_batch(engine, seconds)
+    theirs = _best_batch(other, seconds) if other is not None else (0.0, "")
+    return RawBest(ours[0], ours[1], engine.provider, theirs[0], theirs[1])
+
+
+def _best_batch(engine: InferenceEngine, seconds: float) -> tuple[float, str]:
+    lanes = engine.lanes
+    best = (0.0, "")
+    for batch in BATCHES:
+        fps = _runs_at_once(engine, batch, lanes, seconds)
+        how = f"batch {batch}" + (f" x {lanes} lanes" if lanes > 1 else " on every core")
+        best = max(best, (fps, how))
+    return best
+
+
+def _runs_at_once(engine: InferenceEngine, batch: int, lanes: int, seconds: float) -> float:
+    """Frames/s of ``lanes`` threads each running batches of ``batch`` on one session."""
     shape = Preprocessor(engine.model.spec.preprocessing).input_shape()
     session, name = engine.session, engine.session.get_inputs()[0].name
-    best = (0.0, 0)
-    for batch in BATCHES:
-        tensor = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
-        session.run(None, {name: tensor})  # warm-up
-        done, started = 0, time.perf_counter()
+    tensor = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+    session.run(None, {name: tensor})  # warm-up
+    done = [0] * lanes
+    started = time.perf_counter()
+
+    def lane(i: int) -> None:
         while time.perf_counter() - started < seconds:
             session.run(None, {name: tensor})
-            done += batch
-        fps = done / (time.perf_counter() - started)
-        best = max(best, (fps, batch))
-    return best[0], best[1], engine.provider
+            done[i] += batch
+
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - started)
 
 
 def _decode_worker(

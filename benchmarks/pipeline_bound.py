@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -37,14 +38,16 @@ from benchmarks.models import ensure_model
 from benchmarks.pipeline_throughput import camera_jpegs
 from classifier.decode import decode_frame
 from classifier.decode_limits import FrameLimits
+from classifier.decoding.choice import DEFAULT_NICE, decoder_processes
 from classifier.engine import EngineOptions, InferenceEngine
 from classifier.frame_queue import OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
+from classifier.inference_lanes import auto_lanes
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.pipeline import Outcome, Pipeline, PipelineConfig
 from classifier.predictions import Prediction
-from classifier.preprocess import Preprocessor
+from classifier.preprocess import FloatArray, Preprocessor
 from edge_module.hub import InboundMessage
 
 
@@ -69,10 +72,16 @@ def rss_mib() -> float:
 
 
 async def run_pipeline(
-    model: Path, frames: list[bytes], count: int, config: PipelineConfig, rate_fps: float | None
+    model: Path,
+    frames: list[bytes],
+    count: int,
+    config: PipelineConfig,
+    rate_fps: float | None,
+    lanes: int | None = None,
 ) -> Run:
-    """``count`` frames through the pipeline, as fast as it takes them or at ``rate_fps``."""
-    engine = InferenceEngine.from_path(model, EngineOptions())
+    """``count`` frames through the pipeline, as fast as it takes them or at ``rate_fps``,
+    with the model loaded as the module loads it (lanes by its rule)."""
+    engine = InferenceEngine.from_path(model, EngineOptions(lanes=lanes))
     engine.warm_up()
     pipeline = Pipeline(ModelStore.serving(engine), config, Metrics())
     done = asyncio.Event()
@@ -130,7 +139,12 @@ def _p(values: list[float], q: float) -> float:
 
 
 def best_pipeline(
-    model: Path, frames: list[bytes], count: int, batches: list[int], processes: int
+    model: Path,
+    frames: list[bytes],
+    count: int,
+    batches: list[int],
+    processes: int,
+    lanes: int | None,
 ) -> tuple[float, int]:
     best = (0.0, 0)
     for batch in batches:
@@ -139,8 +153,10 @@ def best_pipeline(
             queue_capacity=max(256, 4 * batch),
             overflow=OverflowPolicy.BLOCK,
             decode_processes=processes,
+            inference_lanes=_lane_stages(lanes),
+            decode_nice=DEFAULT_NICE,
         )
-        run = asyncio.run(run_pipeline(model, frames, count, config, None))
+        run = asyncio.run(run_pipeline(model, frames, count, config, None, lanes))
         best = max(best, (run.fps, batch))
     return best
 
@@ -148,6 +164,7 @@ def best_pipeline(
 def bound_rows(
     names: list[str], frames: list[bytes], args: argparse.Namespace, work: Path, processes: int
 ) -> None:
+    lanes = _lanes(args)
     """Per model: the best pipeline setting first, then raw, decode and pipeline measured in
     turn ``--repeats`` times (each sees the same moments of a shared, noisy machine) and the
     medians compared."""
@@ -156,13 +173,14 @@ def bound_rows(
     for name in names:
         model = _model(name, work)
         spec = InferenceEngine.from_path(model).model.spec
-        _, batch = best_pipeline(model, frames, args.frames, batches, processes)
+        _, batch = best_pipeline(model, frames, args.frames, batches, processes, lanes)
         raws, decodes, pipes = [], [], []
         for _ in range(args.repeats):
-            raw, raw_batch, provider = raw_best_fps(model, args.seconds)
-            raws.append(raw)
+            best = raw_best_fps(model, args.seconds, lanes)
+            raws.append(best.fps)
+            provider = best.provider
             decodes.append(decode_capacity_fps(spec, frames, args.seconds, cores))
-            pipes.append(best_pipeline(model, frames, args.frames, [batch], processes)[0])
+            pipes.append(best_pipeline(model, frames, args.frames, [batch], processes, lanes)[0])
         raw, decode, fps = (statistics.median(v) for v in (raws, decodes, pipes))
         bound = bound_fps(raw, decode, provider)
         print(
@@ -172,7 +190,8 @@ def bound_rows(
         )
         mode = f"{processes} processes" if processes else "threads"
         print(
-            f"  (medians of {args.repeats} interleaved runs; raw best at batch {raw_batch}, "
+            f"  (medians of {args.repeats} interleaved runs; raw best at {best.how}"
+            f"{f' (the other way: {best.other_fps:.0f} at {best.other_how})' if best.other_fps else ''}, "
             f"pipeline at max_batch {batch}, decode in {mode}; per-run ratios "
             f"{', '.join(f'{p / bound_fps(r, d, provider):.2f}' for r, d, p in zip(raws, decodes, pipes, strict=True))})",
             flush=True,
@@ -191,12 +210,19 @@ def _spaced_ms(rate_fps: float, count: int, step: Callable[[int], object]) -> fl
     return statistics.median(times)
 
 
-def latency_and_memory(model: Path, frames: list[bytes], seconds: float) -> None:
+def _infer_one(engine: InferenceEngine, tensor: FloatArray, _: int) -> object:
+    return engine.run(tensor[None, ...])
+
+
+def latency_and_memory(model: Path, frames: list[bytes], seconds: float, lanes: int | None) -> None:
     """Runs in a child process of its own, so that RSS is the pipeline's and nothing else's."""
     cv2.setNumThreads(1)  # as the module does
-    engine = InferenceEngine.from_path(model, EngineOptions())
-    engine.warm_up()
-    spec = engine.model.spec
+    # The floor's inference is the faster of one thread and every core for a lone frame,
+    # whatever the pipeline's lanes use: the floor is the machine's, not the module's.
+    engines = [InferenceEngine.from_path(model, EngineOptions(intra_op_threads=n)) for n in (0, 1)]
+    for engine in engines:
+        engine.warm_up()
+    spec = engines[0].model.spec
     pre = Preprocessor(spec.preprocessing)
     tensor = pre(
         decode_frame(FrameRequest(FrameMeta("x"), frames[0]), FrameLimits(), spec.preprocessing)
@@ -207,7 +233,7 @@ def latency_and_memory(model: Path, frames: list[bytes], seconds: float) -> None
         return pre(decode_frame(request, FrameLimits(), spec.preprocessing))
 
     prepare_ms = _spaced_ms(20.0, 60, prepare)
-    infer_ms = _spaced_ms(20.0, 60, lambda i: engine.run(tensor[None, ...]))
+    infer_ms = min(_spaced_ms(20.0, 60, partial(_infer_one, e, tensor)) for e in engines)
     floor = prepare_ms + infer_ms
     print(
         f"latency floor at 20 fps: decode+preprocess p50 {prepare_ms:.2f} ms + batch-1 "
@@ -220,6 +246,8 @@ def latency_and_memory(model: Path, frames: list[bytes], seconds: float) -> None
             queue_capacity=256,
             overflow=OverflowPolicy.BLOCK,
             decode_processes=processes,
+            inference_lanes=_lane_stages(lanes),
+            decode_nice=DEFAULT_NICE,
         )
         mode = f"{processes} decoder processes" if processes else "decoder threads"
         for label, rate, count in (
@@ -227,7 +255,7 @@ def latency_and_memory(model: Path, frames: list[bytes], seconds: float) -> None
             ("200 fps", 200.0, int(200 * seconds)),
             ("saturation", None, 3000),
         ):
-            run = asyncio.run(run_pipeline(model, frames, count, config, rate))
+            run = asyncio.run(run_pipeline(model, frames, count, config, rate, lanes))
             met = _p(run.latencies_ms, 0.5) <= floor + 1
             goal = f" (goal {'met' if met else 'MISSED'})" if rate == 20.0 else ""
             print(
@@ -250,11 +278,11 @@ def int8_side_by_side(frames: list[bytes], args: argparse.Namespace, work: Path)
     report = quantize_model(fp32, int8, (calibration, "synthetic"), (held, labels, "synthetic"))
     batches = [int(b) for b in args.batches.split(",")]
     for name, model in (("fp32", fp32), ("int8", int8)):
-        raw, raw_batch, _ = raw_best_fps(model, args.seconds)
-        fps, batch = best_pipeline(model, frames, args.frames, batches, 0)
+        best = raw_best_fps(model, args.seconds, _lanes(args))
+        fps, batch = best_pipeline(model, frames, args.frames, batches, 0, _lanes(args))
         accuracy = report.fp32_accuracy if name == "fp32" else report.int8_accuracy
         print(
-            f"int8 check: default {name}: raw best {raw:.0f} fps (batch {raw_batch}), "
+            f"int8 check: default {name}: raw best {best.fps:.0f} fps ({best.how}), "
             f"pipeline {fps:.0f} fps (max_batch {batch}), held-out accuracy {accuracy:.4f}",
             flush=True,
         )
@@ -268,8 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--batches", default="8,32,64")
     parser.add_argument("--seconds", type=float, default=3.0, help="per raw and decode measurement")
-    parser.add_argument("--decode-processes", type=int, default=0, help="0: threads")
+    parser.add_argument(
+        "--decode-processes", default="auto", help="auto (the module's rule), or 0 for threads"
+    )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--lanes", default="auto", help="inference lanes: auto (the module's rule) or a number"
+    )
     parser.add_argument("--latency", action="store_true", help="latency and memory, default model")
     parser.add_argument("--int8", action="store_true", help="INT8 beside fp32, default model")
     args = parser.parse_args(argv)
@@ -279,17 +312,30 @@ def main(argv: list[str] | None = None) -> int:
     print(describe_machine())
     print(f"pipeline may use {cores} cores; decode capacity measured with {cores} processes\n")
     with tempfile.TemporaryDirectory() as work:
-        bound_rows(args.models.split(","), frames, args, Path(work), args.decode_processes)
+        processes = decoder_processes(
+            None if args.decode_processes == "auto" else int(args.decode_processes)
+        )
+        bound_rows(args.models.split(","), frames, args, Path(work), processes)
         if args.latency:
             # A process of its own: its RSS is the pipeline's, not this benchmark's.
             child = multiprocessing.get_context("spawn").Process(
-                target=latency_and_memory, args=(ensure_model("default"), frames, 10.0)
+                target=latency_and_memory,
+                args=(ensure_model("default"), frames, 10.0, _lanes(args)),
             )
             child.start()
             child.join()
         if args.int8:
             int8_side_by_side(frames, args, Path(work))
     return 0
+
+
+def _lanes(args: argparse.Namespace) -> int | None:
+    """``--lanes`` as the module's INFERENCE_LANES: None for auto."""
+    return None if args.lanes == "auto" else int(args.lanes)
+
+
+def _lane_stages(lanes: int | None) -> int:
+    return auto_lanes(0) if lanes is None else lanes
 
 
 def _model(name: str, work: Path) -> Path:

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from classifier.claim_checks import DEFAULT_CLAIM_CHECK_DIR, ClaimCheckSettings
 from classifier.decode_limits import FrameLimits
+from classifier.decoding.choice import DEFAULT_NICE, decoder_processes
 from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
+from classifier.inference_lanes import auto_lanes
 from classifier.intake import DEFAULT_MAX_ENTRIES
 from classifier.model_update import DownloadPolicy, UpdateSettings
 from classifier.model_update.signing import parse_public_key
@@ -57,10 +59,13 @@ class ModuleConfig:
         policy = get("PROVIDER_POLICY", ProviderPolicy, ProviderPolicy.AUTO)
         if provider != "auto" and policy is ProviderPolicy.AUTO:
             policy = ProviderPolicy.PREFER
+        intra_op_threads = get("INTRA_OP_THREADS", int, 0, lambda v: 0 <= v <= 256)
+        lanes = get("INFERENCE_LANES", _auto_or_int, None, lambda v: v is None or 1 <= v <= 64)
         engine = EngineOptions(
             provider=provider,
             policy=policy,
-            intra_op_threads=get("INTRA_OP_THREADS", int, 0, lambda v: 0 <= v <= 256),
+            intra_op_threads=intra_op_threads,
+            lanes=lanes,
             inter_op_threads=get("INTER_OP_THREADS", int, 1, lambda v: 1 <= v <= 64),
             spin=get("ORT_THREAD_SPINNING", boolean, False),
         )
@@ -86,12 +91,15 @@ class ModuleConfig:
             decode_workers=get(
                 "DECODE_WORKERS", int, PipelineConfig.decode_workers, lambda v: 1 <= v <= 64
             ),
-            decode_processes=get(
-                "DECODE_PROCESSES", int, PipelineConfig.decode_processes, lambda v: 0 <= v <= 256
+            decode_processes=decoder_processes(
+                get("DECODE_PROCESSES", _auto_or_int, None, lambda v: v is None or 0 <= v <= 256)
             ),
+            decode_nice=get("DECODE_NICE", int, DEFAULT_NICE, lambda v: 0 <= v <= 19),
             emit_concurrency=get(
                 "EMIT_CONCURRENCY", int, PipelineConfig.emit_concurrency, lambda v: 1 <= v <= 256
             ),
+            # Lane stages for the models that get lanes; a model that does not runs in one.
+            inference_lanes=auto_lanes(intra_op_threads) if lanes is None else lanes,
             limits=limits,
             max_request_entries=get(
                 "MAX_REQUEST_ENTRIES", int, DEFAULT_MAX_ENTRIES, lambda v: 1 <= v <= 10_000
@@ -124,6 +132,10 @@ class ModuleConfig:
         if reader.problems:
             raise ConfigError("invalid configuration: " + "; ".join(reader.problems))
         return config
+
+
+def _auto_or_int(text: str) -> int | None:
+    return None if text.lower() == "auto" else int(text)
 
 
 def _update_settings(reader: EnvReader) -> UpdateSettings:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from classifier.errors import ModelIncompatibleError, ModelLoadError, ModelSpecError
+from classifier.inference_lanes import lanes_for_model
 from classifier.model_spec import METADATA_KEY, Layout, ModelSpec, OutputKind, sidecar_candidates
 from classifier.providers import ProviderPolicy, ProviderRequest, request_providers
 
@@ -32,8 +33,11 @@ FloatArray = npt.NDArray[np.float32]
 class EngineOptions:
     provider: str = "auto"  # auto, tensorrt, cuda, openvino, cpu
     policy: ProviderPolicy = ProviderPolicy.AUTO
-    intra_op_threads: int = 0  # 0 lets ONNX Runtime use every core
+    intra_op_threads: int = 0  # 0 lets ONNX Runtime use every core (1 in lanes, unless set)
     inter_op_threads: int = 1
+    # Batches of this model inferred at once, each run single-threaded (inference_lanes.py);
+    # None: decided per model by the module's rule. Only for CPU models.
+    lanes: int | None = 1
     # ONNX Runtime's threads spin between runs by default; off here, because the pipeline's
     # decoders need those cores (measured in docs/benchmarks.md: 440 -> 264 us of CPU per frame)
     spin: bool = False
@@ -84,11 +88,13 @@ class InferenceEngine:
         model: LoadedModel,
         provider: str,
         requested: tuple[str, ...] = (),
+        lanes: int = 1,
     ) -> None:
         self.session = session
         self.model = model
         self.provider = provider  # the provider that really runs the model
         self.requested = requested or (provider,)  # the chain asked for, best first
+        self.lanes = lanes  # batches that may run at once (each on one thread when > 1)
         inp = session.get_inputs()[0]
         self._input_name = inp.name
         self._output_name = session.get_outputs()[0].name
@@ -101,9 +107,33 @@ class InferenceEngine:
         options = options or EngineOptions()
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
+        if options.lanes == 1:
+            return cls._load(path, options, options.intra_op_threads)
+        # Lanes need single-threaded runs, which is fixed when the session is made; the
+        # model's input (and so whether it gets lanes) is known once it is. Loaded again on
+        # every core when it does not.
+        lane_threads = options.intra_op_threads or 1
+        engine = cls._load(path, options, lane_threads)
+        lanes = lanes_for_model(
+            options.lanes, engine.provider, engine.input_pixels, options.intra_op_threads
+        )
+        if lanes > 1:
+            engine.lanes = lanes
+            return engine
+        if lane_threads == options.intra_op_threads:
+            return engine
+        return cls._load(path, options, options.intra_op_threads)
+
+    @property
+    def input_pixels(self) -> int:
+        pre = self.model.spec.preprocessing
+        return pre.width * pre.height
+
+    @classmethod
+    def _load(cls, path: Path, options: EngineOptions, intra_op_threads: int) -> InferenceEngine:
         request = requested_providers(options)
         session_options = ort.SessionOptions()
-        session_options.intra_op_num_threads = options.intra_op_threads
+        session_options.intra_op_num_threads = intra_op_threads
         session_options.inter_op_num_threads = options.inter_op_threads
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if not options.spin:

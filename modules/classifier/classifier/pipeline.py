@@ -12,8 +12,9 @@ Stages and why they sit where they do:
   rates a frame is decoded and scored the moment it arrives.
 - the inference stage runs the batch on the model it was decoded for, in a worker thread
   (ONNX Runtime releases the GIL in ``run``), then hands the batch's outcomes on at once.
-  ``inference_lanes`` batches run at once, each single-threaded, where that pays (a CPU
-  model on a few cores, ``inference_lanes.py``); their outcomes still leave in batch order.
+  ``inference_lanes`` batches run at once, each single-threaded, for a model loaded into
+  lanes (a small CPU model on a few cores, ``inference_lanes.py``); others take turns.
+  Outcomes leave in batch order either way.
   When a model on probation after a swap fails, the store hands back the previous model and
   the batch is decoded and scored again on it: the frames still get predictions.
 - emitters hand outcomes on a batch at a time (``outcome_stage``).
@@ -53,7 +54,6 @@ __all__ = ["DECODE_AHEAD", "Emit", "Outcome", "Pipeline", "PipelineConfig"]
 
 # Batches decoding at once ahead of the ones being inferred.
 DECODE_AHEAD = 2
-CPU_PROVIDER = "CPUExecutionProvider"
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,10 @@ class PipelineConfig:
     confidence_threshold: float = 0.0
     decode_workers: int = 2  # threads, when decode_processes is 0
     decode_processes: int = 0  # worker processes writing into shared batch buffers
+    decode_nice: int = 0  # decoders yield the cores to inference (decoding/choice.py)
     emit_concurrency: int = 8
-    # Batches inferred at once, each run on one thread (the engine's session then has one
-    # intra-op thread); 1: one batch at a time on every core. Only for CPU models.
+    # Lane stages: batches inferred at once for a model loaded into lanes (engine.lanes > 1,
+    # each run on one thread); a model in one lane has its batches take turns.
     inference_lanes: int = 1
     passthrough_properties: tuple[str, ...] = ()
     max_request_entries: int = DEFAULT_MAX_ENTRIES
@@ -104,14 +105,18 @@ class Pipeline:
             # Buffers: the batches decoding ahead, the one being assembled, those inferred,
             # and one to decode a batch again after a fallback to the previous model.
             ProcessDecoder(
-                config.decode_processes, config.limits, config.max_batch, DECODE_AHEAD + 2 + lanes
+                config.decode_processes,
+                config.limits,
+                config.max_batch,
+                DECODE_AHEAD + 2 + lanes,
+                config.decode_nice,
             )
             if config.decode_processes > 0
-            else ThreadDecoder(config.decode_workers, config.limits)
+            else ThreadDecoder(config.decode_workers, config.limits, config.decode_nice)
         )
         self._lanes = lanes
         self._infer_pool = ThreadPoolExecutor(lanes, "infer")
-        # A model on another provider (a GPU) runs one batch at a time, whatever the lanes.
+        # A model not loaded into lanes (on a GPU, or large) runs one batch at a time.
         self._one_at_a_time = asyncio.Lock()
         # Done when the batch taken last has handed its outcomes on: the next waits for it.
         self._handed_on: asyncio.Future[None] | None = None
@@ -248,7 +253,8 @@ class Pipeline:
         return _Batch(model, await self._decoder.decode(model, requests, time.monotonic()))
 
     def _inference_busy(self) -> bool:
-        return self._inferring >= self._lanes or not self._batches.empty()
+        lanes = self._lanes if self.store.current.engine.lanes > 1 else 1
+        return self._inferring >= lanes or not self._batches.empty()
 
     async def _infer(self) -> None:
         """One inference lane: takes the next decoded batch, scores it, hands it on."""
@@ -318,12 +324,7 @@ class Pipeline:
             return
         loop = asyncio.get_running_loop()
         tensor = decoded.model_input(good)
-        # Lanes are for CPU models; a GPU model's batches take turns, as they always did.
-        turn = (
-            contextlib.nullcontext()
-            if model.engine.provider == CPU_PROVIDER
-            else self._one_at_a_time
-        )
+        turn = contextlib.nullcontext() if model.engine.lanes > 1 else self._one_at_a_time
         started = time.perf_counter()
         try:
             async with turn:

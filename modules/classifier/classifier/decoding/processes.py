@@ -75,9 +75,15 @@ Chunk = list[tuple[int, FrameRequest]]
 
 class ProcessDecoder:
     def __init__(
-        self, processes: int, limits: FrameLimits, capacity: int, in_flight: int = 3
+        self,
+        processes: int,
+        limits: FrameLimits,
+        capacity: int,
+        in_flight: int = 3,
+        nice: int = 0,
     ) -> None:
         self.processes = processes
+        self.nice = nice
         # Batches that may hold a buffer at once (decoding ahead, inferred, re-decoded after a
         # model fallback); fewer buffers than that would let those stages wait on each other.
         self.in_flight = in_flight
@@ -91,7 +97,7 @@ class ProcessDecoder:
         self.restarts = 0
         self._restart_times: deque[float] = deque(maxlen=MAX_RESTARTS)
         self.degraded = False  # the worker processes kept dying: decoding in threads
-        self._fallback = ThreadDecoder(2, limits)
+        self._fallback = ThreadDecoder(2, limits, nice)
         self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -102,7 +108,9 @@ class ProcessDecoder:
 
     def _spawn(self) -> _Worker:
         ours, theirs = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=serve, args=(theirs,), name="decoder", daemon=True)
+        process = self._context.Process(
+            target=serve, args=(theirs, self.nice), name="decoder", daemon=True
+        )
         process.start()
         theirs.close()
         worker = _Worker(process, ours, ThreadPoolExecutor(1, "decoder-send"))

@@ -12,16 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 from classifier.decode_limits import FrameLimits
 from classifier.decoding.batch import DecodedBatch
+from classifier.decoding.choice import lower_priority
 from classifier.decoding.prepared import prepare_frames
 from classifier.frames import FrameRequest
 from classifier.model_store import ServingModel
 
 
 class ThreadDecoder:
-    def __init__(self, workers: int, limits: FrameLimits) -> None:
+    def __init__(self, workers: int, limits: FrameLimits, nice: int = 0) -> None:
         self.workers = workers
         self.limits = limits
-        self._pool = ThreadPoolExecutor(workers, "decode")
+        self._pool = ThreadPoolExecutor(
+            workers, "decode", initializer=lower_priority, initargs=(nice,)
+        )
 
     async def start(self) -> None:
         pass

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from classifier.decode_limits import FrameLimits
+from classifier.decoding.choice import lower_priority
 from classifier.decoding.prepared import FrameResult, prepare_one
 from classifier.decoding.shared_slots import attach
 from classifier.frames import FrameRequest
@@ -26,11 +27,12 @@ from classifier.model_spec import Preprocessing
 from classifier.preprocess import Preprocessor
 
 
-def serve(connection: Connection) -> None:
+def serve(connection: Connection, nice: int = 0) -> None:
     import cv2
 
     # One thread per process: the processes are the parallelism.
     cv2.setNumThreads(1)
+    lower_priority(nice)
     blocks: dict[str, SharedMemory] = {}
     preprocessors: dict[Preprocessing, Preprocessor] = {}
     while True:

@@ -1,0 +1,84 @@
+"""Threads or processes for decoding by the core count (DECODE_PROCESSES=auto), and decoders
+that yield the cores to inference (DECODE_NICE), checked on real threads and processes."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from classifier.config import ModuleConfig
+from classifier.decode_limits import FrameLimits
+from classifier.decoding.choice import DEFAULT_NICE, decoder_processes
+from classifier.decoding.processes import ProcessDecoder
+from classifier.decoding.threads import ThreadDecoder
+from classifier.engine import InferenceEngine
+from classifier.frames import FrameMeta, FrameRequest
+from classifier.model_store import ServingModel
+from tests.integration.model_update_support import RED_JPEG
+
+
+def test_auto_decodes_in_threads_on_small_machines_and_in_processes_on_larger_ones() -> None:
+    assert [decoder_processes(None, cores) for cores in (1, 2, 3)] == [0, 0, 0]
+    assert [decoder_processes(None, cores) for cores in (4, 8, 64)] == [3, 7, 16]
+    assert decoder_processes(0, 64) == 0
+    assert decoder_processes(5, 2) == 5
+
+
+def test_the_module_reads_decode_processes_and_nice_from_its_environment() -> None:
+    base = {"MODEL_PATH": "/m.onnx"}
+    config = ModuleConfig.from_env(base).pipeline
+    assert config.decode_processes == decoder_processes(None)
+    assert config.decode_nice == DEFAULT_NICE
+    chosen = ModuleConfig.from_env(base | {"DECODE_PROCESSES": "3", "DECODE_NICE": "0"})
+    assert (chosen.pipeline.decode_processes, chosen.pipeline.decode_nice) == (3, 0)
+    assert ModuleConfig.from_env(base | {"DECODE_PROCESSES": "auto"}).pipeline == config
+    for bad in ({"DECODE_PROCESSES": "-1"}, {"DECODE_NICE": "20"}, {"DECODE_NICE": "low"}):
+        with pytest.raises(Exception, match=next(iter(bad))):
+            ModuleConfig.from_env(base | bad)
+
+
+def _nice_of_thread(tid: int) -> int:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def _nice_of_process(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+async def test_decode_threads_yield_to_the_rest_of_the_module(colour_model: Path) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    decoder = ThreadDecoder(2, FrameLimits(), nice=5)
+    model = ServingModel.from_engine(InferenceEngine.from_path(colour_model), "test")
+    try:
+        requests = [FrameRequest(FrameMeta(f"f{i}"), RED_JPEG) for i in range(4)]
+        batch = await decoder.decode(model, requests, 0.0)
+        assert all(p.error is None for p in batch.items)
+        tids = {t.native_id for t in threading.enumerate() if t.name.startswith("decode")}
+        assert tids, "no decode thread ran"
+        assert {_nice_of_thread(t) for t in tids if t is not None} == {min(19, own + 5)}
+        assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the module's own thread unchanged
+    finally:
+        await decoder.close()
+
+
+@pytest.mark.slow
+async def test_decoder_processes_yield_to_the_module(colour_model: Path) -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    decoder = ProcessDecoder(2, FrameLimits(), capacity=8, nice=7)
+    model = ServingModel.from_engine(InferenceEngine.from_path(colour_model), "test")
+    await decoder.start()
+    try:
+        requests = [FrameRequest(FrameMeta(f"f{i}"), RED_JPEG) for i in range(8)]
+        batch = await decoder.decode(model, requests, 0.0)
+        assert all(p.error is None for p in batch.items)
+        batch.release()
+        pids = [w.process.pid for w in decoder._workers]
+        assert len(pids) == 2
+        assert {_nice_of_process(pid) for pid in pids if pid is not None} == {min(19, own + 7)}
+    finally:
+        await decoder.close()
