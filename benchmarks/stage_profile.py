@@ -32,7 +32,10 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("decode: libjpeg-turbo (C)", ("simplejpeg", "libturbojpeg", "libjpeg")),
     ("preprocess: OpenCV and numpy (C)", ("cv2.", "libopencv", "_multiarray_umath", "numpy")),
     ("inference: ONNX Runtime", ("onnxruntime", "InferenceEngine.")),
-    ("decode: header, EXIF, checks (Python)", ("decode.py", "image_header.py", "exif_orient")),
+    (
+        "decode: header, EXIF, checks (Python)",
+        ("decode.py", "image_header.py", "exif_orient", "prepared.py", "_prepare ("),
+    ),
     ("preprocess (Python)", ("preprocess.py",)),
     ("decoder hand-off: chunks, pipes, results", ("decoding/", "pickle", "connection.py")),
     ("outcome JSON (orjson) and message", ("orjson", "to_message", "_body", "utc_now")),
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", default="auto")
     parser.add_argument("--seconds", type=float, default=15.0, help="frames flowing, per run")
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second")
+    parser.add_argument("--samples-out", type=Path, help="keep py-spy's raw samples here")
     args = parser.parse_args(argv)
     print(describe_machine())
     plain = run_workload(args, None)
@@ -121,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         raw = Path(work) / "samples.txt"
         profiled = run_workload(args, raw)
         samples = read_samples(raw)
+        if args.samples_out is not None:
+            shutil.copyfile(raw, args.samples_out)
     cpu_us = plain["cpu_us_per_frame"]
     busy = {k: v for k, v in samples.items() if not k.startswith("idle") and k != GIL_WAIT}
     total = sum(busy.values())

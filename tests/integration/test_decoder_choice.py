@@ -20,9 +20,9 @@ from classifier.model_store import ServingModel
 from tests.integration.model_update_support import RED_JPEG
 
 
-def test_auto_decodes_in_threads_on_small_machines_and_in_processes_on_larger_ones() -> None:
-    assert [decoder_processes(None, cores) for cores in (1, 2, 3)] == [0, 0, 0]
-    assert [decoder_processes(None, cores) for cores in (4, 8, 64)] == [3, 7, 16]
+def test_auto_decodes_in_a_process_per_core_wherever_there_are_two_cores_or_more() -> None:
+    assert [decoder_processes(None, cores) for cores in (1, 2, 3)] == [0, 2, 3]
+    assert [decoder_processes(None, cores) for cores in (4, 8, 64)] == [4, 8, 16]
     assert decoder_processes(0, 64) == 0
     assert decoder_processes(5, 2) == 5
 

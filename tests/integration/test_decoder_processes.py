@@ -115,8 +115,10 @@ async def test_a_new_input_shape_gets_new_buffers_and_the_old_ones_go(tmp_path: 
     old = shm_names(decoder_of(pipeline))
     bigger = write_colour_model(tmp_path / "big.onnx", colour_spec(size=48))
     pipeline.store.swap(ServingModel.from_engine(InferenceEngine.from_path(bigger)))
-    await send(pipeline, 1, prefix="after-swap-")
-    await asyncio.wait_for(_until(lambda: len(collected.outcomes) == 9), 30)
+    # Eight at once make one batch, decoded in the processes (a frame or two alone would be
+    # decoded in the module's threads, IN_PROCESS_BATCH).
+    await send(pipeline, 8, prefix="after-swap-")
+    await asyncio.wait_for(_until(lambda: len(collected.outcomes) == 16), 30)
     # the old buffers went as soon as no batch used them, not at shutdown
     assert old and not any((SHM / name).exists() for name in old)
     assert [p.shape for p in decoder_of(pipeline).pools] == [(3, 48, 48)]

@@ -29,6 +29,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from classifier.decode_limits import FrameLimits
@@ -98,7 +99,7 @@ class Pipeline:
         self._outcomes = OutcomeStage(
             max(32, 4 * config.max_batch),
             config.emit_concurrency,
-            lambda: self.metrics.count("emit_failures"),
+            partial(metrics.count, "emit_failures"),  # no cycle back to the pipeline
         )
         lanes = max(1, config.inference_lanes)
         self._decoder: Decoder = (
@@ -112,7 +113,13 @@ class Pipeline:
                 config.decode_nice,
             )
             if config.decode_processes > 0
-            else ThreadDecoder(config.decode_workers, config.limits, config.decode_nice)
+            else ThreadDecoder(
+                config.decode_workers,
+                config.limits,
+                config.decode_nice,
+                config.max_batch,
+                DECODE_AHEAD + 2 + lanes,
+            )
         )
         self._lanes = lanes
         self._infer_pool = ThreadPoolExecutor(lanes, "infer")

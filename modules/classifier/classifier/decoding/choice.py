@@ -1,21 +1,23 @@
 """Threads or processes for the decode stage (``DECODE_PROCESSES=auto``), and their priority.
 
-Threads, on machines with fewer than ``PROCESSES_FROM_CORES`` usable cores: there, threads
-decode as fast as processes or faster once the pipeline's own Python is cut down (the
-decoders' C parts release the GIL; section 10 of docs/benchmarks.md, 2 cores), answer a lone
-frame sooner (no pipe between processes: 1.7 against 2.5 ms at 20 frames/s), and cost no
-memory (two decoder processes take 145 MiB). With more cores the GIL becomes the limit: the
-Python parts of decoding and the event loop's work, about 60 us a frame under the one lock,
-cap threads near 16,000 frames/s whatever the cores, while processes add a core's worth of
-decoding each. Processes then get all cores but one, which the event loop and inference keep.
-This rule is from the core count, not measured at start-up: a measurement would take the
-cores from the frames already arriving, and this machine has only 2 cores to check it on.
+Processes, one per usable core (at most ``MAX_AUTO_PROCESSES``), on any machine with two
+cores or more. On the 2-core machine of docs/benchmarks.md (section 10) they decode the
+near-null model's frames 15-20% faster than threads (the GIL no longer serialises the
+Python parts of decoding with the event loop) and match threads on the default model and
+MobileNetV2, once the frames reach them through shared memory instead of the pipe; with
+more cores the GIL caps threads near 16,000 frames/s whatever the cores, while processes add
+a core's worth of decoding each. Batches of one or two frames are still decoded in threads
+(``processes.IN_PROCESS_BATCH``), so a quiet camera's frames do not wait for two pipe hops.
+The price is memory: about 70 MiB per process; ``DECODE_PROCESSES=0`` keeps decoding in two
+threads where memory is tighter than CPU. The rule is from the core count, not measured at
+start-up: a measurement would take the cores from frames already arriving.
 
 Decoders run at a lower priority than the rest (``DECODE_NICE``, default 10): when inference
 and decoding want the same core, inference goes first, because ONNX Runtime's threads wait
 for each other at the end of every operator and one of them preempted holds up all; decoding
-takes the gaps, and the batches decoded ahead keep inference fed. Inside a container the
-priority is relative only to the container's own processes.
+takes the gaps, and the batches decoded ahead keep inference fed. The event loop too goes
+first, so processes as many as the cores do not starve it. Inside a container the priority
+is relative only to the container's own processes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import contextlib
 import os
 import threading
 
-PROCESSES_FROM_CORES = 4
+PROCESSES_FROM_CORES = 2
 MAX_AUTO_PROCESSES = 16
 DEFAULT_NICE = 10
 
@@ -40,7 +42,7 @@ def decoder_processes(requested: int | None, cores: int | None = None) -> int:
     cores = usable_cores() if cores is None else cores
     if cores < PROCESSES_FROM_CORES:
         return 0
-    return min(cores - 1, MAX_AUTO_PROCESSES)
+    return min(cores, MAX_AUTO_PROCESSES)
 
 
 def lower_priority(nice: int) -> None:

@@ -5,10 +5,11 @@ decoder's bookkeeping) and the event loop's per-frame work all queue for one GIL
 cores stops helping early. Each worker process has its own interpreter; the module's process
 keeps only intake, batching, inference and the outcomes.
 
-What crosses a process boundary per batch: the encoded frames (a pipe, one message per chunk
-of frames, sent from a thread so the event loop never blocks on a full pipe) and, back, a
-small result per frame (size, timings, or the error). The tensors themselves are written by
-the workers into a ``SlotPool`` buffer and read by ONNX Runtime in place.
+What crosses a process boundary per batch: one message per chunk of frames through a pipe
+(sent from a thread so the event loop never blocks on a full pipe) naming where the frames
+are, and back a small result per frame (size, timings, or the error). The encoded frames are
+copied into the slot's shared input arena, and the tensors are written by the workers into
+the slot's shared block, read by ONNX Runtime in place (``shared_slots.SlotPool``).
 
 A worker that dies (a decoder crash on a hostile frame, an out-of-memory kill) is replaced;
 the frames it held are decoded again one by one, so only a frame that kills a worker again
@@ -39,7 +40,7 @@ from classifier.decoding.shared_slots import SlotPool
 from classifier.decoding.threads import ThreadDecoder
 from classifier.decoding.worker import serve
 from classifier.errors import FrameErrorCode
-from classifier.frames import FrameMeta, FrameRequest
+from classifier.frames import FrameRequest
 from classifier.model_store import ServingModel
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ _CRASHED = FrameResult(
 )
 _STOP_TIMEOUT_S = 5.0
 MAX_RESTARTS = 5
+# Batches this small are decoded in the module's own threads: at 20 frames/s (one frame a
+# batch) the pipes and the worker's wake-up added 0.8 ms to every frame's latency.
+IN_PROCESS_BATCH = 2
 RESTART_WINDOW_S = 60.0
 
 
@@ -71,6 +75,8 @@ class _Worker:
 
 
 Chunk = list[tuple[int, FrameRequest]]
+# A batch's shared buffers by name, and where each row's frame is in the input arena.
+_Places = tuple[str, str, dict[int, tuple[int, int]]]
 
 
 class ProcessDecoder:
@@ -97,7 +103,7 @@ class ProcessDecoder:
         self.restarts = 0
         self._restart_times: deque[float] = deque(maxlen=MAX_RESTARTS)
         self.degraded = False  # the worker processes kept dying: decoding in threads
-        self._fallback = ThreadDecoder(2, limits, nice)
+        self._fallback = ThreadDecoder(2, limits, nice, capacity, in_flight)
         self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -146,7 +152,12 @@ class ProcessDecoder:
     async def decode(
         self, model: ServingModel, requests: list[FrameRequest], picked_s: float
     ) -> DecodedBatch:
-        if self.degraded:
+        if self.degraded or len(requests) <= IN_PROCESS_BATCH:
+            # A frame or two (a quiet camera) is decoded sooner here than two pipe hops away;
+            # buffers of a model no longer served go now, not when a large batch comes.
+            for pool in list(self._pools):  # a closing pool leaves the list
+                if pool.shape != model.preprocessor.input_shape():
+                    pool.retire()
             return await self._fallback.decode(model, requests, picked_s)
         try:
             return await self._decode(model, requests, picked_s)
@@ -161,16 +172,12 @@ class ProcessDecoder:
         slot = await pool.acquire()
         try:
             block = pool.array(slot)
-            name = pool.blocks[slot].name
-            work = [
-                (row, FrameRequest(FrameMeta(r.meta.frame_id), r.payload, r.raw))
-                for row, r in enumerate(requests)
-                if r.rejected is None
-            ]
+            work = [(row, r) for row, r in enumerate(requests) if r.rejected is None]
+            places = self._copy_in(pool, slot, work)
             spec = model.preprocessor.spec
             layout = (pool.capacity, *shape)
             parts = await asyncio.gather(
-                *(self._run(chunk, name, layout, spec) for chunk in self._split(work))
+                *(self._run(chunk, places, layout, spec) for chunk in self._split(work))
             )
         except BaseException:
             pool.release(slot)
@@ -206,15 +213,32 @@ class ProcessDecoder:
         size = -(-len(work) // parts)
         return [work[i : i + size] for i in range(0, len(work), size)]
 
+    def _copy_in(self, pool: SlotPool, slot: int, work: Chunk) -> _Places:
+        """Copies the frames into the slot's input arena: (block, arena, {row: (at, size)})."""
+        arena, replaced = pool.arena(slot, sum(len(r.payload) for _, r in work))
+        if replaced is not None:
+            self._tell_workers(("forget", [replaced]))
+        where: dict[int, tuple[int, int]] = {}
+        at, buffer = 0, arena.buf
+        assert buffer is not None  # open: the arena is this batch's until it is released
+        for row, request in work:
+            size = len(request.payload)
+            buffer[at : at + size] = request.payload
+            where[row] = (at, size)
+            at += size
+        return pool.blocks[slot].name, arena.name, where
+
     async def _run(
-        self, chunk: Chunk, name: str, layout: tuple[int, ...], spec: Any
+        self, chunk: Chunk, places: _Places, layout: tuple[int, ...], spec: Any
     ) -> tuple[Chunk, list[FrameResult]]:
         worker = await self._least_loaded()
         task = next(self._tasks)
         future: asyncio.Future[list[FrameResult]] = asyncio.get_running_loop().create_future()
         worker.pending[task] = future
         worker.frames += len(chunk)
-        message = ("decode", task, name, layout, spec, self.limits, chunk)
+        block, arena, where = places
+        frames = [(row, r.meta.frame_id, *where[row], r.raw) for row, r in chunk]
+        message = ("decode", task, block, layout, spec, self.limits, arena, frames)
         try:
             try:
                 await asyncio.get_running_loop().run_in_executor(
@@ -229,7 +253,7 @@ class ProcessDecoder:
                 return chunk, [_CRASHED]
             # Some frame of the chunk killed it, or something else did: each frame again, alone.
             singles = await asyncio.gather(
-                *(self._run([item], name, layout, spec) for item in chunk)
+                *(self._run([item], places, layout, spec) for item in chunk)
             )
             return chunk, [result for _, part in singles for result in part]
         finally:
@@ -260,12 +284,13 @@ class ProcessDecoder:
     def _forget_pool(self, pool: SlotPool) -> None:
         if pool in self._pools:
             self._pools.remove(pool)
+        self._tell_workers(("forget", pool.names))
+
+    def _tell_workers(self, message: Any) -> None:
         loop = asyncio.get_running_loop()
         for worker in self._workers:
             if worker.alive:
-                loop.run_in_executor(
-                    worker.sender, _send_quietly, worker.connection, ("forget", pool.names)
-                )
+                loop.run_in_executor(worker.sender, _send_quietly, worker.connection, message)
 
     # -- the workers' side of the pipes -------------------------------------------------------
 

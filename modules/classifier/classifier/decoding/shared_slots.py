@@ -5,6 +5,16 @@ A ``SlotPool`` holds a few buffers (``count``) for one model input shape, each r
 into the slot's rows, inference reads the rows in place, and the slot is released for the
 next batch. Only names and row numbers cross between processes, never pixels or tensors.
 
+The encoded frames travel the same way: each slot of a shared pool has an input arena, also
+shared memory, into which the batch's frames are copied, so that only offsets go through
+the pipe. Sent through the pipe, 40 KB frames cost a decoder process about 40 us each in
+reads and writes (benchmarks/stage_profile.py). An arena grows when a batch's frames do not
+fit; the one it replaces is returned to be forgotten by the workers and unlinked.
+
+The decode threads use the same pool in the module's own memory (``shared=False``): the
+frames' tensors are written where ONNX Runtime reads them there too, rather than stacked into
+a batch on the event loop (for MobileNetV2, a 4.8 MB copy per batch of 8, under the GIL).
+
 The pool is bounded (a batch waits for a free slot), and its memory is returned to the
 system by ``close`` once every slot is back (a model with another input shape, or a larger
 ``max_batch``, gets a new pool and the old one is closed when its last batch is done).
@@ -23,14 +33,22 @@ from classifier.preprocess import FloatArray
 
 
 class SlotPool:
-    def __init__(self, shape: tuple[int, ...], capacity: int, count: int = 3) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], capacity: int, count: int = 3, shared: bool = True
+    ) -> None:
         self.shape = shape
         self.capacity = capacity
         nbytes = int(np.prod(shape)) * capacity * np.dtype(np.float32).itemsize
-        self.blocks = [SharedMemory(create=True, size=max(nbytes, 1)) for _ in range(count)]
-        self._arrays = [
-            np.ndarray((capacity, *shape), dtype=np.float32, buffer=b.buf) for b in self.blocks
-        ]
+        self.blocks = (
+            [SharedMemory(create=True, size=max(nbytes, 1)) for _ in range(count)] if shared else []
+        )
+        self._arrays = (
+            [np.ndarray((capacity, *shape), dtype=np.float32, buffer=b.buf) for b in self.blocks]
+            if shared
+            else [np.empty((capacity, *shape), dtype=np.float32) for _ in range(count)]
+        )
+        self._count = count
+        self._arenas: list[SharedMemory | None] = [None] * count
         self._free: deque[int] = deque(range(count))
         self._available = asyncio.Event()
         self._available.set()
@@ -41,11 +59,28 @@ class SlotPool:
 
     @property
     def names(self) -> list[str]:
-        return [b.name for b in self.blocks]
+        """Every shared buffer of the pool: tensor blocks and input arenas."""
+        return [b.name for b in self.blocks] + [a.name for a in self._arenas if a is not None]
+
+    def arena(self, slot: int, nbytes: int) -> tuple[SharedMemory, str | None]:
+        """The slot's input arena, at least ``nbytes`` large, and the name of the arena it
+        replaced (None if none), which other processes should forget; it is unlinked here."""
+        current = self._arenas[slot]
+        if current is not None and current.size >= nbytes:
+            return current, None
+        # Twice what is needed: a batch of slightly larger frames need not grow it again.
+        grown = SharedMemory(create=True, size=max(2 * nbytes, 1 << 16))
+        self._arenas[slot] = grown
+        if current is None:
+            return grown, None
+        replaced = current.name
+        current.close()
+        current.unlink()
+        return grown, replaced
 
     @property
     def in_use(self) -> int:
-        return len(self.blocks) - len(self._free)
+        return self._count - len(self._free)
 
     def fits(self, shape: tuple[int, ...], frames: int) -> bool:
         return not self.retired and shape == self.shape and frames <= self.capacity
@@ -76,7 +111,7 @@ class SlotPool:
             return
         self.closed = True
         self._arrays.clear()
-        for block in self.blocks:
+        for block in self.blocks + [a for a in self._arenas if a is not None]:
             block.close()
             block.unlink()
         if self.on_close is not None:

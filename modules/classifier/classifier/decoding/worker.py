@@ -3,7 +3,8 @@
 Runs in a process of its own (spawned, so it shares no threads or locks with the module), so
 its Python work never waits for the module's GIL. Messages on its pipe:
 
-    ("decode", task, block name, (capacity, *shape), preprocessing, limits, [(row, request)])
+    ("decode", task, block name, (capacity, *shape), preprocessing, limits, arena name,
+     [(row, frame id, offset, size, raw layout or None)])
         -> ("done", task, [FrameResult, ...])   tensors written into the block's rows
     ("forget", [block names])                   a pool was closed: drop the mappings
     ("stop",)                                   exit
@@ -22,7 +23,7 @@ from classifier.decode_limits import FrameLimits
 from classifier.decoding.choice import lower_priority
 from classifier.decoding.prepared import FrameResult, prepare_one
 from classifier.decoding.shared_slots import attach
-from classifier.frames import FrameRequest
+from classifier.frames import FrameMeta, FrameRequest
 from classifier.model_spec import Preprocessing
 from classifier.preprocess import Preprocessor
 
@@ -49,22 +50,37 @@ def serve(connection: Connection, nice: int = 0) -> None:
                 if block is not None:
                     block.close()
             continue
-        _, task, name, shape, spec, limits, items = message
-        block = blocks.get(name)
-        if block is None:
-            block = blocks[name] = attach(name)
+        _, task, name, shape, spec, limits, arena_name, items = message
+        block = _attached(blocks, name)
+        arena = _attached(blocks, arena_name).buf
+        assert arena is not None  # attached and open until a "forget"
         rows = np.ndarray(shape, dtype=np.float32, buffer=block.buf)
         preprocessor = preprocessors.get(spec)
         if preprocessor is None:
             preprocessor = preprocessors[spec] = Preprocessor(spec)
         results: list[FrameResult] = [
-            _prepare(request, preprocessor, limits, rows[row]) for row, request in items
+            _prepare(
+                # A copy of the frame's bytes: the header and EXIF readers want bytes, and
+                # nothing may keep a view of the arena past a "forget".
+                FrameRequest(FrameMeta(frame_id), bytes(arena[at : at + size]), raw),
+                preprocessor,
+                limits,
+                rows[row],
+            )
+            for row, frame_id, at, size, raw in items
         ]
-        del rows  # no view may outlive a "forget"
+        del rows, arena  # no view may outlive a "forget"
         connection.send(("done", task, results))
     for block in blocks.values():
         with contextlib.suppress(BufferError):
             block.close()
+
+
+def _attached(blocks: dict[str, SharedMemory], name: str) -> SharedMemory:
+    block = blocks.get(name)
+    if block is None:
+        block = blocks[name] = attach(name)
+    return block
 
 
 def _prepare(
