@@ -21,6 +21,7 @@ import cv2
 from benchmarks.pipeline_bound import _model, run_pipeline
 from benchmarks.pipeline_throughput import camera_jpegs
 from classifier.decoding.choice import DEFAULT_NICE, decoder_processes
+from classifier.engine import InferenceEngine
 from classifier.frame_queue import OverflowPolicy
 from classifier.inference_lanes import auto_lanes
 from classifier.pipeline import PipelineConfig
@@ -54,7 +55,7 @@ def _children(pid: int) -> list[int]:
 def main() -> int:
     name, seconds, processes_arg, lanes_arg = sys.argv[1:5]
     cv2.setNumThreads(1)  # as the module does
-    processes = decoder_processes(None if processes_arg == "auto" else int(processes_arg))
+    requested = None if processes_arg == "auto" else int(processes_arg)
     lanes = None if lanes_arg == "auto" else int(lanes_arg)
     frames = camera_jpegs(64)
     batch = BATCH.get(name, 32)
@@ -62,12 +63,14 @@ def main() -> int:
         max_batch=batch,
         queue_capacity=max(256, 4 * batch),
         overflow=OverflowPolicy.BLOCK,
-        decode_processes=processes,
+        decode_processes=requested,
         inference_lanes=auto_lanes(0) if lanes is None else lanes,
         decode_nice=DEFAULT_NICE,
     )
     with tempfile.TemporaryDirectory() as work:
         model = _model(name, Path(work))
+        pre = InferenceEngine.from_path(model).model.spec.preprocessing
+        processes = decoder_processes(requested, pre.width * pre.height)
         warm = asyncio.run(run_pipeline(model, frames, 1500, config, None, lanes))
         count = max(1000, int(warm.fps * float(seconds)))
         marks: dict[str, float] = {}

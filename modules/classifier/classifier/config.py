@@ -12,7 +12,7 @@ from pathlib import Path
 
 from classifier.claim_checks import DEFAULT_CLAIM_CHECK_DIR, ClaimCheckSettings
 from classifier.decode_limits import FrameLimits
-from classifier.decoding.choice import DEFAULT_NICE, decoder_processes
+from classifier.decoding.choice import DEFAULT_NICE
 from classifier.engine import EngineOptions
 from classifier.errors import ConfigError
 from classifier.frame_queue import OverflowPolicy
@@ -91,8 +91,8 @@ class ModuleConfig:
             decode_workers=get(
                 "DECODE_WORKERS", int, PipelineConfig.decode_workers, lambda v: 1 <= v <= 64
             ),
-            decode_processes=decoder_processes(
-                get("DECODE_PROCESSES", _auto_or_int, None, lambda v: v is None or 0 <= v <= 256)
+            decode_processes=get(
+                "DECODE_PROCESSES", _auto_or_int, None, lambda v: v is None or 0 <= v <= 256
             ),
             decode_nice=get("DECODE_NICE", int, DEFAULT_NICE, lambda v: 0 <= v <= 19),
             emit_concurrency=get(

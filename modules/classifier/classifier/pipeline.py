@@ -35,6 +35,7 @@ from typing import Any
 from classifier.decode_limits import FrameLimits
 from classifier.decoding import Decoder
 from classifier.decoding.batch import DecodedBatch
+from classifier.decoding.choice import decoder_processes
 from classifier.decoding.prepared import PreparedFrame
 from classifier.decoding.processes import ProcessDecoder
 from classifier.decoding.threads import ThreadDecoder
@@ -66,7 +67,9 @@ class PipelineConfig:
     top_k: int = 3
     confidence_threshold: float = 0.0
     decode_workers: int = 2  # threads, when decode_processes is 0
-    decode_processes: int = 0  # worker processes writing into shared batch buffers
+    # Worker processes writing into shared batch buffers (0: threads; None: by the rule of
+    # decoding/choice.py for the model the pipeline starts with).
+    decode_processes: int | None = 0
     decode_nice: int = 0  # decoders yield the cores to inference (decoding/choice.py)
     emit_concurrency: int = 8
     # Lane stages: batches inferred at once for a model loaded into lanes (engine.lanes > 1,
@@ -102,17 +105,19 @@ class Pipeline:
             partial(metrics.count, "emit_failures"),  # no cycle back to the pipeline
         )
         lanes = max(1, config.inference_lanes)
+        processes = decoder_processes(config.decode_processes, store.current.engine.input_pixels)
+        self.config = config = replace(config, decode_processes=processes)
         self._decoder: Decoder = (
             # Buffers: the batches decoding ahead, the one being assembled, those inferred,
             # and one to decode a batch again after a fallback to the previous model.
             ProcessDecoder(
-                config.decode_processes,
+                processes,
                 config.limits,
                 config.max_batch,
                 DECODE_AHEAD + 2 + lanes,
                 config.decode_nice,
             )
-            if config.decode_processes > 0
+            if processes > 0
             else ThreadDecoder(
                 config.decode_workers,
                 config.limits,

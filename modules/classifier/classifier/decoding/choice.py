@@ -1,12 +1,16 @@
 """Threads or processes for the decode stage (``DECODE_PROCESSES=auto``), and their priority.
 
 Processes, one per usable core (at most ``MAX_AUTO_PROCESSES``), on any machine with two
-cores or more. On the 2-core machine of docs/benchmarks.md (section 10) they decode the
-near-null model's frames 15-20% faster than threads (the GIL no longer serialises the
-Python parts of decoding with the event loop) and match threads on the default model and
-MobileNetV2, once the frames reach them through shared memory instead of the pipe; with
-more cores the GIL caps threads near 16,000 frames/s whatever the cores, while processes add
-a core's worth of decoding each. Batches of one or two frames are still decoded in threads
+cores or more, when the model the module starts with is small (an input of at most
+``inference_lanes.MAX_LANE_INPUT_PIXELS``): then decoding is most of a frame's work, and on
+the 2-core machine of docs/benchmarks.md (section 10) processes decode the near-null model's
+frames 15-20% faster than threads (the GIL no longer serialises the Python parts of decoding
+with the event loop) and match them on the default model, once the frames reach them through
+shared memory instead of the pipe. For a large model, inference is most of the work and
+threads were faster: MobileNetV2 369 against 338-342 frames/s in alternating runs, the
+decoder processes' memory traffic slowing the inference beside them. With more cores the
+GIL caps threads near 16,000 frames/s whatever the cores, while processes add a core's worth
+of decoding each; the choice is made once, when the pipeline starts. Batches of one or two frames are still decoded in threads
 (``processes.IN_PROCESS_BATCH``), so a quiet camera's frames do not wait for two pipe hops.
 The price is memory: about 70 MiB per process; ``DECODE_PROCESSES=0`` keeps decoding in two
 threads where memory is tighter than CPU. The rule is from the core count, not measured at
@@ -26,6 +30,8 @@ import contextlib
 import os
 import threading
 
+from classifier.inference_lanes import MAX_LANE_INPUT_PIXELS
+
 PROCESSES_FROM_CORES = 2
 MAX_AUTO_PROCESSES = 16
 DEFAULT_NICE = 10
@@ -35,12 +41,13 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def decoder_processes(requested: int | None, cores: int | None = None) -> int:
-    """Decoder processes to start (0: threads); ``requested`` None is auto."""
+def decoder_processes(requested: int | None, input_pixels: int, cores: int | None = None) -> int:
+    """Decoder processes to start (0: threads) for a model with ``input_pixels``;
+    ``requested`` None is auto."""
     if requested is not None:
         return requested
     cores = usable_cores() if cores is None else cores
-    if cores < PROCESSES_FROM_CORES:
+    if cores < PROCESSES_FROM_CORES or input_pixels > MAX_LANE_INPUT_PIXELS:
         return 0
     return min(cores, MAX_AUTO_PROCESSES)
 
