@@ -122,3 +122,32 @@ async def test_frames_scored_in_three_lanes_get_one_outcome_each_in_arrival_orde
         }
         sizes = m.module.pipeline.metrics.export().sizes["batch_size"]
         assert sum(size * n for size, n in sizes.items()) == 300
+
+
+def test_models_that_cannot_get_lanes_are_loaded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[int] = []
+    load = InferenceEngine._load.__func__  # type: ignore[attr-defined]
+
+    def counted(
+        cls: type[InferenceEngine], path: Path, options: EngineOptions, threads: int
+    ) -> Any:
+        loads.append(threads)
+        return load(cls, path, options, threads)
+
+    monkeypatch.setattr(InferenceEngine, "_load", classmethod(counted))
+    small = write_colour_model(tmp_path / "small.onnx")
+    large = write_colour_model(tmp_path / "large.onnx", colour_spec(size=224))
+    # A machine where auto gives no lanes (16 cores): one load, on every core.
+    monkeypatch.setattr("classifier.inference_lanes.usable_cores", lambda: 16)
+    assert InferenceEngine.from_path(small, EngineOptions(lanes=None)).lanes == 1
+    assert loads == [0]
+    # Where it does (2 cores): a small model once, single-threaded; a large one twice.
+    monkeypatch.setattr("classifier.inference_lanes.usable_cores", lambda: 2)
+    loads.clear()
+    assert InferenceEngine.from_path(small, EngineOptions(lanes=None)).lanes == 2
+    assert loads == [1]
+    loads.clear()
+    assert InferenceEngine.from_path(large, EngineOptions(lanes=None)).lanes == 1
+    assert loads == [1, 0]

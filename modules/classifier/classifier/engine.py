@@ -20,7 +20,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from classifier.errors import ModelIncompatibleError, ModelLoadError, ModelSpecError
-from classifier.inference_lanes import lanes_for_model
+from classifier.inference_lanes import CPU_PROVIDER, auto_lanes, lanes_for_model
 from classifier.model_spec import METADATA_KEY, Layout, ModelSpec, OutputKind, sidecar_candidates
 from classifier.providers import ProviderPolicy, ProviderRequest, request_providers
 
@@ -66,6 +66,17 @@ def requested_providers(
     return request_providers(options.provider, options.policy, offered)
 
 
+def _may_get_lanes(options: EngineOptions) -> bool:
+    """Whether a model loaded with ``options`` may run in lanes: never where auto gives none
+    on this machine, nor where a GPU is asked for first (its session, a TensorRT engine
+    perhaps, is not built twice to find out)."""
+    if options.lanes == 1:
+        return False
+    if options.lanes is None and auto_lanes(options.intra_op_threads) == 1:
+        return False
+    return requested_providers(options).providers[0] == CPU_PROVIDER
+
+
 def read_spec(path: Path, session: ort.InferenceSession) -> ModelSpec:
     meta = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY in meta:
@@ -107,11 +118,11 @@ class InferenceEngine:
         options = options or EngineOptions()
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
-        if options.lanes == 1:
+        if not _may_get_lanes(options):
             return cls._load(path, options, options.intra_op_threads)
         # Lanes need single-threaded runs, which is fixed when the session is made; the
         # model's input (and so whether it gets lanes) is known once it is. Loaded again on
-        # every core when it does not.
+        # every core when it does not (a small cost on the CPU, where lanes apply at all).
         lane_threads = options.intra_op_threads or 1
         engine = cls._load(path, options, lane_threads)
         lanes = lanes_for_model(
