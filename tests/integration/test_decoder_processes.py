@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +195,27 @@ async def _until(condition: Callable[[], object]) -> None:
     """Polls: what it waits for happens in another process, which sets no event here."""
     while not condition():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
+
+
+async def test_a_full_shared_memory_tmpfs_sends_batches_to_threads_instead_of_killing_the_module(
+    colour_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container's /dev/shm is 64 MiB unless told otherwise; a write past a full tmpfs is a
+    # SIGBUS. Here the tmpfs reports almost no room: no buffer is made, every frame is scored.
+    real = shutil.disk_usage
+
+    def nearly_full(path: str) -> Any:
+        usage = real(path)
+        return type(usage)(usage.total, usage.total - 1024, 1024)
+
+    monkeypatch.setattr("classifier.decoding.shared_slots.shutil.disk_usage", nearly_full)
+    pipeline = pipeline_on(colour_model, 2)
+    collected = Collected()
+    await pipeline.start(collected.emit)
+    await send(pipeline, 40)
+    await pipeline.stop(30)
+    assert set(collected.per_frame().values()) == {1} and len(collected.per_frame()) == 40
+    assert collected.labels() == {"red"}
+    decoder = decoder_of(pipeline)
+    assert decoder.shared_memory_full >= 1
+    assert decoder.pools == []

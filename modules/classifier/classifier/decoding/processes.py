@@ -36,7 +36,7 @@ from typing import Any
 from classifier.decode_limits import FrameLimits
 from classifier.decoding.batch import DecodedBatch
 from classifier.decoding.prepared import FrameResult, PreparedFrame, to_prepared
-from classifier.decoding.shared_slots import SlotPool
+from classifier.decoding.shared_slots import SharedMemoryFullError, SlotPool
 from classifier.decoding.threads import ThreadDecoder
 from classifier.decoding.worker import serve
 from classifier.errors import FrameErrorCode
@@ -103,6 +103,7 @@ class ProcessDecoder:
         self.restarts = 0
         self._restart_times: deque[float] = deque(maxlen=MAX_RESTARTS)
         self.degraded = False  # the worker processes kept dying: decoding in threads
+        self.shared_memory_full = 0  # batches decoded in threads for want of shared memory
         self._fallback = ThreadDecoder(2, limits, nice, capacity, in_flight)
         self._closing = False
 
@@ -162,6 +163,14 @@ class ProcessDecoder:
         try:
             return await self._decode(model, requests, picked_s)
         except DecoderUnavailableError:
+            return await self._fallback.decode(model, requests, picked_s)
+        except SharedMemoryFullError as e:
+            # Writing past a full tmpfs would kill the module (SIGBUS): this batch in threads.
+            self.shared_memory_full += 1
+            if self.shared_memory_full % 1000 == 1:  # the first time, then every 1000th
+                log.warning(
+                    "decoding in threads (%d batches so far): %s", self.shared_memory_full, e
+                )
             return await self._fallback.decode(model, requests, picked_s)
 
     async def _decode(

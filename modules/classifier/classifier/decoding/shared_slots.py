@@ -11,6 +11,11 @@ the pipe. Sent through the pipe, 40 KB frames cost a decoder process about 40 us
 reads and writes (benchmarks/stage_profile.py). An arena grows when a batch's frames do not
 fit; the one it replaces is returned to be forgotten by the workers and unlinked.
 
+Shared memory is a tmpfs (``/dev/shm``; 64 MiB in a container unless its ``ShmSize`` says
+otherwise) whose pages are taken when written: a write past its end kills the process with
+SIGBUS. So every buffer is made only when the tmpfs has room for it and a margin, and
+``SharedMemoryFullError`` says when it has not; the decoder then decodes that batch in threads.
+
 The decode threads use the same pool in the module's own memory (``shared=False``): the
 frames' tensors are written where ONNX Runtime reads them there too, rather than stacked into
 a batch on the event loop (for MobileNetV2, a 4.8 MB copy per batch of 8, under the GIL).
@@ -23,6 +28,7 @@ system by ``close`` once every slot is back (a model with another input shape, o
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.shared_memory import SharedMemory
@@ -30,6 +36,26 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 
 from classifier.preprocess import FloatArray
+
+SHM_DIR = "/dev/shm"
+SHM_MARGIN_BYTES = 8 << 20
+
+
+class SharedMemoryFullError(Exception):
+    """The shared-memory tmpfs has no room for a buffer this size."""
+
+
+def _check_room(nbytes: int) -> None:
+    free = shutil.disk_usage(SHM_DIR).free
+    if nbytes + SHM_MARGIN_BYTES > free:
+        raise SharedMemoryFullError(
+            f"{nbytes} bytes of shared memory wanted, {free} free in {SHM_DIR}"
+        )
+
+
+def _shared(nbytes: int) -> SharedMemory:
+    _check_room(nbytes)
+    return SharedMemory(create=True, size=max(nbytes, 1))
 
 
 class SlotPool:
@@ -39,6 +65,8 @@ class SlotPool:
         self.shape = shape
         self.capacity = capacity
         nbytes = int(np.prod(shape)) * capacity * np.dtype(np.float32).itemsize
+        if shared:
+            _check_room(nbytes * count)  # all of them, or none made
         self.blocks = (
             [SharedMemory(create=True, size=max(nbytes, 1)) for _ in range(count)] if shared else []
         )
@@ -69,7 +97,7 @@ class SlotPool:
         if current is not None and current.size >= nbytes:
             return current, None
         # Twice what is needed: a batch of slightly larger frames need not grow it again.
-        grown = SharedMemory(create=True, size=max(2 * nbytes, 1 << 16))
+        grown = _shared(max(2 * nbytes, 1 << 16))
         self._arenas[slot] = grown
         if current is None:
             return grown, None
