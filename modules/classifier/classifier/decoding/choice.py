@@ -30,15 +30,11 @@ import contextlib
 import os
 import threading
 
-from classifier.inference_lanes import MAX_LANE_INPUT_PIXELS
+from classifier.inference_lanes import MAX_LANE_INPUT_PIXELS, usable_cores
 
 PROCESSES_FROM_CORES = 2
 MAX_AUTO_PROCESSES = 16
 DEFAULT_NICE = 10
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def decoder_processes(requested: int | None, input_pixels: int, cores: int | None = None) -> int:
