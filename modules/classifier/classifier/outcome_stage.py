@@ -42,10 +42,6 @@ class OutcomeStage:
         self._finished.set()
         self._tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def queued(self) -> int:
-        return self._queued
-
     def start(self, emit: Emit) -> None:
         self._tasks = [
             asyncio.create_task(self._emitter(emit), name=f"emit-{i}")
