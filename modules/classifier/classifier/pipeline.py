@@ -10,13 +10,8 @@ Stages and why they sit where they do:
   previous batch. A batch waits to fill (up to ``max_batch`` frames or ``max_wait_ms``) only
   while inference is busy with the batch before it: then waiting costs nothing, and at low
   rates a frame is decoded and scored the moment it arrives.
-- the inference stage runs the batch on the model it was decoded for, in a worker thread
-  (ONNX Runtime releases the GIL in ``run``), then hands the batch's outcomes on at once.
-  ``inference_lanes`` batches run at once, each single-threaded, for a model loaded into
-  lanes (a small CPU model on a few cores, ``inference_lanes.py``); others take turns.
-  Outcomes leave in batch order either way.
-  When a model on probation after a swap fails, the store hands back the previous model and
-  the batch is decoded and scored again on it: the frames still get predictions.
+- the inference stage (``inference_stage``) runs each batch on the model it was decoded for,
+  in lanes where the model allows, and hands the batch's outcomes on in order.
 - emitters hand outcomes on a batch at a time (``outcome_stage``).
 Every failure is per frame: it becomes a ``FrameFailure`` outcome and the stream goes on.
 """
@@ -24,30 +19,26 @@ Every failure is per frame: it becomes a ``FrameFailure`` outcome and the stream
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from classifier.decode_limits import FrameLimits
 from classifier.decoding import Decoder
-from classifier.decoding.batch import DecodedBatch
 from classifier.decoding.choice import decoder_processes
-from classifier.decoding.prepared import PreparedFrame
 from classifier.decoding.processes import ProcessDecoder
 from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
+from classifier.inference_stage import DecodedForModel, InferenceStage
 from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
 from classifier.outcome_stage import Emit, Outcome, OutcomeStage
-from classifier.predictions import FrameFailure, ModelInfo, Prediction, top_labels_batch
-from classifier.preprocess import FloatArray
+from classifier.predictions import FrameFailure, ModelInfo
 from edge_module.hub import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -80,12 +71,6 @@ class PipelineConfig:
     limits: FrameLimits = field(default_factory=FrameLimits)
 
 
-@dataclass
-class _Batch:
-    model: ServingModel  # the model every frame of the batch was decoded for
-    decoded: DecodedBatch
-
-
 class Pipeline:
     def __init__(self, store: ModelStore, config: PipelineConfig, metrics: Metrics) -> None:
         self.store = store
@@ -94,9 +79,6 @@ class Pipeline:
         self._queue: FrameQueue[FrameRequest] = FrameQueue(
             config.queue_capacity, config.overflow, self._dropped
         )
-        # Batches being decoded, in order: up to DECODE_AHEAD decode at once while one is
-        # inferred, so the decoders never wait for a batch to be assembled.
-        self._batches: asyncio.Queue[asyncio.Task[_Batch]] = asyncio.Queue(maxsize=DECODE_AHEAD)
         # Failures are put without waiting (they may come from sync callbacks); predictions,
         # and each new message at intake, wait for room below the high-water mark.
         self._outcomes = OutcomeStage(
@@ -126,27 +108,33 @@ class Pipeline:
                 DECODE_AHEAD + 2 + lanes,
             )
         )
-        self._lanes = lanes
-        self._infer_pool = ThreadPoolExecutor(lanes, "infer")
-        # A model not loaded into lanes (on a GPU, or large) runs one batch at a time.
-        self._one_at_a_time = asyncio.Lock()
-        # Done when the batch taken last has handed its outcomes on: the next waits for it.
-        self._handed_on: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Requests taken off the queue and not yet turned into outcomes, by identity: what
         # is still here when the stages are cancelled is reported, never silently lost.
         self._in_flight: dict[int, FrameRequest] = {}
+        # Batches being decoded wait in its queue, in order: up to DECODE_AHEAD decode at
+        # once while one is inferred, so the decoders never wait for a batch to be assembled.
+        self._inference = InferenceStage(
+            store,
+            self._decoder,
+            metrics,
+            self._outcomes,
+            self._in_flight,
+            lambda: self.config,
+            lanes,
+            DECODE_AHEAD,
+        )
         self._idle = asyncio.Event()  # set whenever nothing is queued or in flight
         self._idle.set()
-        self._inferring = 0  # batches in the inference stage or waiting for it
         self._accepting = False
 
     async def start(self, emit: Emit) -> None:
         """Starts the stages; every outcome (prediction or failure) is handed to ``emit``."""
         await self._decoder.start()
         self._accepting = True
-        self._tasks = [asyncio.create_task(self._assemble(), name="assemble")] + [
-            asyncio.create_task(self._infer(), name=f"infer-{i}") for i in range(self._lanes)
+        self._tasks = [
+            asyncio.create_task(self._assemble(), name="assemble"),
+            *self._inference.start(self._batch_done),
         ]
         self._outcomes.start(emit)
 
@@ -204,14 +192,7 @@ class Pipeline:
         for task in stages:
             task.cancel()
         await asyncio.gather(*stages, return_exceptions=True)
-        pending = []
-        while not self._batches.empty():
-            pending.append(self._batches.get_nowait())
-        for decoding in pending:
-            decoding.cancel()
-        for result in await asyncio.gather(*pending, return_exceptions=True):
-            if isinstance(result, _Batch):  # decoded before it was cancelled: free its buffer
-                result.decoded.release()
+        await self._inference.cancel_waiting()
         unscored = list(self._in_flight.values()) + self._queue.drain()
         self._in_flight.clear()
         for request in unscored:
@@ -222,7 +203,7 @@ class Pipeline:
             log.warning("%d outcomes not sent before shutdown", self._outcomes.unfinished)
         await self._outcomes.stop()
         await self._decoder.close()
-        self._infer_pool.shutdown(wait=True, cancel_futures=True)
+        self._inference.close()
 
     @property
     def queued(self) -> int:
@@ -250,162 +231,26 @@ class Pipeline:
     async def _assemble(self) -> None:
         while True:
             requests = await self._queue.get_batch(
-                self.config.max_batch, self.config.max_wait_ms / 1000, self._inference_busy
+                self.config.max_batch, self.config.max_wait_ms / 1000, self._inference.busy
             )
             self._in_flight.update((id(r), r) for r in requests)
             model = self.store.current
             decoding = asyncio.create_task(self._decode_batch(model, requests))
             try:
-                await self._batches.put(decoding)
+                await self._inference.batches.put(decoding)
             except asyncio.CancelledError:
                 decoding.cancel()
                 raise
 
-    async def _decode_batch(self, model: ServingModel, requests: list[FrameRequest]) -> _Batch:
-        return _Batch(model, await self._decoder.decode(model, requests, time.monotonic()))
+    async def _decode_batch(
+        self, model: ServingModel, requests: list[FrameRequest]
+    ) -> DecodedForModel:
+        decoded = await self._decoder.decode(model, requests, time.monotonic())
+        return DecodedForModel(model, decoded)
 
-    def _inference_busy(self) -> bool:
-        lanes = self._lanes if self.store.current.engine.lanes > 1 else 1
-        return self._inferring >= lanes or not self._batches.empty()
-
-    async def _infer(self) -> None:
-        """One inference lane: takes the next decoded batch, scores it, hands it on."""
-        while True:
-            await self._outcomes.wait_for_room()
-            decoding = await self._batches.get()
-            # Outcomes leave in the order the batches were taken, whichever lane is first.
-            before, mine = self._handed_on, asyncio.get_running_loop().create_future()
-            self._handed_on = mine
-            self._inferring += 1
-            try:
-                await self._infer_batch(decoding, before)
-            finally:
-                self._inferring -= 1
-                if not mine.done():
-                    mine.set_result(None)
-            self._queue.wake()  # a batch still filling need not wait any longer
-            self._update_idle()
-
-    async def _infer_batch(
-        self, decoding: asyncio.Task[_Batch], before: asyncio.Future[None] | None
-    ) -> None:
-        try:
-            batch = await decoding
-        except asyncio.CancelledError:
-            decoding.cancel()
-            raise
-        items = batch.decoded.items
-        out: dict[int, Outcome] = {}  # by id(request): a frame's one outcome
-        try:
-            for p in items:
-                if p.error is not None:
-                    out[id(p.request)] = FrameFailure(p.request.meta, p.error)
-            await self._score(batch.model, batch.decoded, out)
-        except Exception as e:  # one batch's surprise must not end the stage
-            log.exception("unexpected error scoring a batch of %d", len(items))
-            error = FrameError(FrameErrorCode.INTERNAL_ERROR, repr(e))
-            for p in items:
-                out.setdefault(id(p.request), FrameFailure(p.request.meta, error))
-        finally:
-            batch.decoded.release()
-        if before is not None:
-            await before
-        self._hand_on(items, out)
-
-    def _hand_on(self, items: list[PreparedFrame], out: dict[int, Outcome]) -> None:
-        """The batch's outcomes to the outcome stage, in frame order, and the frames are no
-        longer in flight. What is not in flight any more was reported at shutdown."""
-        outcomes: list[Outcome] = []
-        for p in items:
-            if self._in_flight.pop(id(p.request), None) is None:
-                continue
-            outcome = out.get(id(p.request))
-            if outcome is None:  # every path above settles every frame; say so if not
-                error = FrameError(FrameErrorCode.INTERNAL_ERROR, "frame left without an outcome")
-                outcome = FrameFailure(p.request.meta, error)
-            if isinstance(outcome, FrameFailure):
-                self.metrics.count(f"frames_failed.{outcome.error.code}")
-            outcomes.append(outcome)
-        self._outcomes.put(outcomes)
-
-    async def _score(
-        self, model: ServingModel, decoded: DecodedBatch, out: dict[int, Outcome]
-    ) -> None:
-        good = decoded.good
-        if not good:
-            return
-        loop = asyncio.get_running_loop()
-        tensor = decoded.model_input(good)
-        turn = contextlib.nullcontext() if model.engine.lanes > 1 else self._one_at_a_time
-        started = time.perf_counter()
-        try:
-            async with turn:
-                scores = await loop.run_in_executor(self._infer_pool, model.engine.run, tensor)
-        except Exception as e:  # ONNX Runtime raises untyped errors
-            log.exception("inference failed for a batch of %d on %s", len(good), model.info.name)
-            fallback = self.store.inference_failed(model, str(e))
-            if fallback is not None:
-                # The frames were decoded for the failed model's input; decode them again
-                # for the model that serves now, then score them there.
-                self.metrics.count("batches_rescored")
-                requests = [p.request for p in good]
-                decoded.release()  # its buffer is free before the next one is taken
-                again = await self._decoder.decode(fallback, requests, time.monotonic())
-                try:
-                    for p in again.items:
-                        if p.error is not None:
-                            out[id(p.request)] = FrameFailure(p.request.meta, p.error)
-                    await self._score(fallback, again, out)
-                finally:
-                    again.release()
-                return
-            error = FrameError(FrameErrorCode.INFERENCE_FAILED, str(e))
-            for p in good:
-                out[id(p.request)] = FrameFailure(p.request.meta, error)
-        else:
-            self._predicted(model, good, scores, (time.perf_counter() - started) * 1000, out)
-            self.store.served(model, len(good))
-
-    def _predicted(
-        self,
-        model: ServingModel,
-        batch: list[PreparedFrame],
-        scores: FloatArray,
-        infer_ms: float,
-        out: dict[int, Outcome],
-    ) -> None:
-        config = self.config
-        now = time.monotonic()
-        try:
-            ranked = top_labels_batch(
-                scores, model.engine.model.spec.labels, config.top_k, config.confidence_threshold
-            )
-        except Exception as e:  # e.g. a model whose output does not fit its labels
-            log.exception("could not rank the scores of a batch of %d", len(batch))
-            error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"ranking failed: {e!r}")
-            for p in batch:
-                out[id(p.request)] = FrameFailure(p.request.meta, error)
-            return
-        # Metrics are recorded once per batch, under one lock: per-frame bookkeeping is what
-        # limits a small model's throughput.
-        stages: dict[str, list[float]] = {"queue": [], "decode": [], "preprocess": [], "total": []}
-        shared = {"inference": infer_ms, "batch_size": float(len(batch))}
-        info = model.info
-        for p, top in zip(batch, ranked, strict=True):
-            request = p.request
-            timings = p.timings_ms | shared
-            timings["total"] = (now - request.received_s) * 1000
-            for stage, values in stages.items():
-                value = timings.get(stage)
-                if value is not None:
-                    values.append(value)
-            out[id(request)] = Prediction(
-                request.meta, top, info, timings, p.width, p.height, request
-            )
-        self.metrics.count("batches")
-        self.metrics.count("frames_scored", len(batch))
-        self.metrics.observe_many(stages | {"inference_batch": [infer_ms]})
-        self.metrics.observe_size("batch_size", len(batch))
+    def _batch_done(self) -> None:
+        self._queue.wake()  # a batch still filling need not wait any longer
+        self._update_idle()
 
     def _update_idle(self) -> None:
         if not len(self._queue) and not self._in_flight:
