@@ -33,7 +33,7 @@ from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
 from classifier.frame_queue import FrameQueue, OverflowPolicy
 from classifier.frames import FrameMeta, FrameRequest
-from classifier.inference_stage import DecodedForModel, InferenceStage
+from classifier.inference_stage import STAGED, DecodedForModel, InferenceStage
 from classifier.intake import DEFAULT_MAX_ENTRIES, frame_requests, message_meta
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore, ServingModel
@@ -90,13 +90,13 @@ class Pipeline:
         processes = decoder_processes(config.decode_processes, store.current.engine.input_pixels)
         self.config = config = replace(config, decode_processes=processes)
         self._decoder: Decoder = (
-            # Buffers: the batches decoding ahead, the one being assembled, those inferred,
-            # and one to decode a batch again after a fallback to the previous model.
+            # Buffers: the batches decoding ahead, the one being assembled, those inferred or
+            # staged, and one to decode a batch again after a fallback to the previous model.
             ProcessDecoder(
                 processes,
                 config.limits,
                 config.max_batch,
-                DECODE_AHEAD + 2 + lanes,
+                DECODE_AHEAD + 2 + lanes + STAGED,
                 config.decode_nice,
             )
             if processes > 0
@@ -105,7 +105,7 @@ class Pipeline:
                 config.limits,
                 config.decode_nice,
                 config.max_batch,
-                DECODE_AHEAD + 2 + lanes,
+                DECODE_AHEAD + 2 + lanes + STAGED,
             )
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -1,0 +1,95 @@
+"""The staged batch: a model that takes turns starts its next batch from the inference thread
+the moment a run ends, not when the event loop next gets to it; still one at a time, and
+every frame still gets one outcome, in order. Real pipeline, real ONNX Runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classifier.engine import EngineOptions, InferenceEngine
+from classifier.frame_queue import OverflowPolicy
+from classifier.metrics import Metrics
+from classifier.model_store import ModelStore
+from classifier.outcome_stage import Outcome
+from classifier.pipeline import Pipeline, PipelineConfig
+from classifier.predictions import Prediction
+from edge_module.hub import InboundMessage
+from tests.integration.model_update_support import RED_JPEG
+from tests.support.tiny_models import write_slow_colour_model
+
+BLOCKED_S = 0.3  # how long the event loop is kept busy after a chosen run
+STAGE_TIME_S = 0.2  # how long that run lasts
+FRAMES = 80
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("lanes", [1, 3])
+async def test_the_next_batch_runs_while_the_event_loop_is_busy_and_turns_are_kept(
+    tmp_path: Path, lanes: int
+) -> None:
+    model = write_slow_colour_model(tmp_path / "slow.onnx", "1.0.0", iterations=2)
+    engine = InferenceEngine.from_path(model, EngineOptions(lanes=1))
+    # One lane, or three for a model that takes turns (as INFERENCE_LANES=auto on a small
+    # machine with a large model): its batches must still run one at a time.
+    config = PipelineConfig(
+        max_batch=4, queue_capacity=FRAMES, overflow=OverflowPolicy.BLOCK, inference_lanes=lanes
+    )
+    pipeline = Pipeline(ModelStore.serving(engine), config, Metrics())
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    freed: list[float] = []  # when the event loop was free again after each block
+    running, most, lock = [0], [0], threading.Lock()
+    run = engine.run
+
+    def keep_the_loop_busy() -> None:
+        time.sleep(BLOCKED_S)
+        freed.append(time.monotonic())
+
+    def observed_run(batch: Any) -> Any:  # in the inference thread
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            starts.append(time.monotonic())
+            nth = len(starts)
+        try:
+            if nth in (6, 12):
+                # A long run: time enough for the loop to stage the next batch, then the
+                # loop is kept busy, queued before the run's own result so it hears of the
+                # end only afterwards.
+                time.sleep(STAGE_TIME_S)
+                loop.call_soon_threadsafe(keep_the_loop_busy)
+            return run(batch)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    engine.run = observed_run  # type: ignore[method-assign]
+    outcomes: list[Outcome] = []
+    done = asyncio.Event()
+
+    async def emit(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == FRAMES:
+            done.set()
+
+    await pipeline.start(emit)
+    try:
+        for i in range(FRAMES):
+            await pipeline.submit(InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}"))
+        await asyncio.wait_for(done.wait(), 60)
+    finally:
+        await pipeline.stop(5.0)
+    assert [o.meta.frame_id for o in outcomes] == [f"f{i:03d}" for i in range(FRAMES)]
+    assert all(isinstance(o, Prediction) for o in outcomes)
+    assert most[0] == 1, "a model that takes turns ran two batches at once"
+    assert len(freed) == 2
+    # The 7th and 13th runs began while the loop was still busy with the block queued at
+    # the end of the run before them: they were staged in the inference thread.
+    assert starts[6] < freed[0] - BLOCKED_S / 2
+    assert starts[12] < freed[1] - BLOCKED_S / 2
