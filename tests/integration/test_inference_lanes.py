@@ -3,7 +3,6 @@ exactly one outcome, in the order the frames came, with the real pipeline and ON
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from classifier.inference_lanes import (
 from classifier.outcome_stage import Outcome
 from tests.integration.model_update_support import ModuleUnderTest
 from tests.support.tiny_models import colour_spec, write_colour_model, write_slow_colour_model
+from tests.support.watched_runs import WatchedRuns
 
 
 def intra_op_threads(engine: InferenceEngine) -> int:
@@ -88,20 +88,7 @@ async def test_frames_scored_in_three_lanes_get_one_outcome_each_in_arrival_orde
         pipeline = m.module.pipeline
         engine = pipeline.store.current.engine
         assert engine.lanes == 3
-        running, most, lock = [0], [0], threading.Lock()
-        run = engine.run
-
-        def counted_run(batch: Any) -> Any:  # called from the lanes' threads
-            with lock:
-                running[0] += 1
-                most[0] = max(most[0], running[0])
-            try:
-                return run(batch)
-            finally:
-                with lock:
-                    running[0] -= 1
-
-        engine.run = counted_run  # type: ignore[method-assign]
+        runs = WatchedRuns(engine)
         handed_on: list[str] = []
         put = pipeline._outcomes.put
 
@@ -116,7 +103,7 @@ async def test_frames_scored_in_three_lanes_get_one_outcome_each_in_arrival_orde
         assert m.errors() == []
         assert handed_on == expected  # in arrival order, whichever lane finished first
         assert sorted(d["frame"]["id"] for d in m.predictions()) == expected
-        assert most[0] >= 2, "the lanes never ran at the same time"
+        assert runs.most >= 2, "the lanes never ran at the same time"
         assert {d["inferences"][0]["classification"]["tag"]["value"] for d in m.predictions()} == {
             "red"
         }

@@ -5,10 +5,8 @@ every frame still gets one outcome, in order. Real pipeline, real ONNX Runtime."
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from classifier.predictions import Prediction
 from edge_module.hub import InboundMessage
 from tests.integration.model_update_support import RED_JPEG
 from tests.support.tiny_models import write_slow_colour_model
+from tests.support.watched_runs import WatchedRuns
 
 BLOCKED_S = 0.3  # how long the event loop is kept busy after a chosen run
 STAGE_TIME_S = 0.2  # how long that run lasts
@@ -42,34 +41,21 @@ async def test_the_next_batch_runs_while_the_event_loop_is_busy_and_turns_are_ke
     )
     pipeline = Pipeline(ModelStore.serving(engine), config, Metrics())
     loop = asyncio.get_running_loop()
-    starts: list[float] = []
     freed: list[float] = []  # when the event loop was free again after each block
-    running, most, lock = [0], [0], threading.Lock()
-    run = engine.run
 
     def keep_the_loop_busy() -> None:
         time.sleep(BLOCKED_S)
         freed.append(time.monotonic())
 
-    def observed_run(batch: Any) -> Any:  # in the inference thread
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-            starts.append(time.monotonic())
-            nth = len(starts)
-        try:
-            if nth in (6, 12):
-                # A long run: time enough for the loop to stage the next batch, then the
-                # loop is kept busy, queued before the run's own result so it hears of the
-                # end only afterwards.
-                time.sleep(STAGE_TIME_S)
-                loop.call_soon_threadsafe(keep_the_loop_busy)
-            return run(batch)
-        finally:
-            with lock:
-                running[0] -= 1
+    def before_run(nth: int) -> None:  # in the inference thread
+        if nth in (6, 12):
+            # A long run: time enough for the loop to stage the next batch; then the loop
+            # is kept busy, queued before the run's own result, so that it hears of the
+            # end only afterwards.
+            time.sleep(STAGE_TIME_S)
+            loop.call_soon_threadsafe(keep_the_loop_busy)
 
-    engine.run = observed_run  # type: ignore[method-assign]
+    runs = WatchedRuns(engine, before_run)
     outcomes: list[Outcome] = []
     done = asyncio.Event()
 
@@ -81,15 +67,17 @@ async def test_the_next_batch_runs_while_the_event_loop_is_busy_and_turns_are_ke
     await pipeline.start(emit)
     try:
         for i in range(FRAMES):
-            await pipeline.submit(InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}"))
+            await pipeline.submit(
+                InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}")
+            )
         await asyncio.wait_for(done.wait(), 60)
     finally:
         await pipeline.stop(5.0)
     assert [o.meta.frame_id for o in outcomes] == [f"f{i:03d}" for i in range(FRAMES)]
     assert all(isinstance(o, Prediction) for o in outcomes)
-    assert most[0] == 1, "a model that takes turns ran two batches at once"
+    assert runs.most == 1, "a model that takes turns ran two batches at once"
     assert len(freed) == 2
     # The 7th and 13th runs began while the loop was still busy with the block queued at
     # the end of the run before them: they were staged in the inference thread.
-    assert starts[6] < freed[0] - BLOCKED_S / 2
-    assert starts[12] < freed[1] - BLOCKED_S / 2
+    assert runs.starts[6] < freed[0] - BLOCKED_S / 2
+    assert runs.starts[12] < freed[1] - BLOCKED_S / 2
