@@ -202,8 +202,10 @@ class Pipeline:
         if not await self._outcomes.join(max(1.0, deadline - time.monotonic())):
             log.warning("%d outcomes not sent before shutdown", self._outcomes.unfinished)
         await self._outcomes.stop()
-        await self._decoder.close()
+        # A run that was under way when its lane was cancelled may still read a shared batch
+        # buffer: the inference threads end before the decoders free those buffers.
         self._inference.close()
+        await self._decoder.close()
 
     @property
     def queued(self) -> int:
