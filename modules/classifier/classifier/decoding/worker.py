@@ -13,6 +13,7 @@ its Python work never waits for the module's GIL. Messages on its pipe:
 from __future__ import annotations
 
 import contextlib
+import gc
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -34,6 +35,10 @@ def serve(connection: Connection, nice: int = 0) -> None:
     # One thread per process: the processes are the parallelism.
     cv2.setNumThreads(1)
     lower_priority(nice)
+    # What is imported by now lives as long as the process: out of the collector's scans,
+    # which the per-frame objects (all freed by reference counting) would otherwise set off
+    # (0.6% of the near-null pipeline's CPU, docs/benchmarks.md section 10b).
+    gc.freeze()
     blocks: dict[str, SharedMemory] = {}
     preprocessors: dict[Preprocessing, Preprocessor] = {}
     while True:
