@@ -27,7 +27,9 @@ from typing import Any
 
 from classifier.decode_limits import FrameLimits
 from classifier.decoding import Decoder
+from classifier.decoding.batch import DecodedBatch
 from classifier.decoding.choice import decoder_processes
+from classifier.decoding.prepared import PreparedFrame
 from classifier.decoding.processes import ProcessDecoder
 from classifier.decoding.threads import ThreadDecoder
 from classifier.errors import FrameError, FrameErrorCode
@@ -247,7 +249,12 @@ class Pipeline:
     async def _decode_batch(
         self, model: ServingModel, requests: list[FrameRequest]
     ) -> DecodedForModel:
-        decoded = await self._decoder.decode(model, requests, time.monotonic())
+        try:
+            decoded = await self._decoder.decode(model, requests, time.monotonic())
+        except Exception as e:  # the decoder's own failure, not a frame's: this batch's only
+            log.exception("decoding a batch of %d failed", len(requests))
+            error = FrameError(FrameErrorCode.INTERNAL_ERROR, f"decoding failed: {e!r}")
+            decoded = DecodedBatch([PreparedFrame(r, None, r.rejected or error) for r in requests])
         return DecodedForModel(model, decoded)
 
     def _batch_done(self) -> None:

@@ -1,22 +1,25 @@
-"""The staged batch: a model that takes turns starts its next batch from the inference thread
-the moment a run ends, not when the event loop next gets to it; still one at a time, and
-every frame still gets one outcome, in order. Real pipeline, real ONNX Runtime."""
+"""The inference stage with the real pipeline and ONNX Runtime. The staged batch: a model that
+takes turns starts its next batch from the inference thread the moment a run ends, not when
+the event loop next gets to it; still one at a time, and every frame still gets one outcome,
+in order. A batch whose decoding fails outright costs its own frames only."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from classifier.engine import EngineOptions, InferenceEngine
+from classifier.errors import FrameErrorCode
 from classifier.frame_queue import OverflowPolicy
 from classifier.metrics import Metrics
 from classifier.model_store import ModelStore
 from classifier.outcome_stage import Outcome
 from classifier.pipeline import Pipeline, PipelineConfig
-from classifier.predictions import Prediction
+from classifier.predictions import FrameFailure, Prediction
 from edge_module.hub import InboundMessage
 from tests.integration.model_update_support import RED_JPEG
 from tests.support.tiny_models import write_slow_colour_model
@@ -81,3 +84,46 @@ async def test_the_next_batch_runs_while_the_event_loop_is_busy_and_turns_are_ke
     # the end of the run before them: they were staged in the inference thread.
     assert runs.starts[6] < freed[0] - BLOCKED_S / 2
     assert runs.starts[12] < freed[1] - BLOCKED_S / 2
+
+
+@pytest.mark.timeout(60)
+async def test_a_batch_whose_decoding_fails_outright_costs_only_its_own_frames(
+    colour_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not a frame's error (those are per frame) but the decoder's own, e.g. no memory for a
+    # batch buffer: before, the lane that awaited it ended and its frames never came out.
+    engine = InferenceEngine.from_path(colour_model)
+    config = PipelineConfig(max_batch=4, queue_capacity=FRAMES, overflow=OverflowPolicy.BLOCK)
+    pipeline = Pipeline(ModelStore.serving(engine), config, Metrics())
+    decode, calls = pipeline._decoder.decode, [0]
+
+    async def failing_once(*args: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise MemoryError("no room for a batch buffer")
+        return await decode(*args)
+
+    monkeypatch.setattr(pipeline._decoder, "decode", failing_once)
+    outcomes: list[Outcome] = []
+    done = asyncio.Event()
+
+    async def emit(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 40:
+            done.set()
+
+    await pipeline.start(emit)
+    try:
+        for i in range(40):
+            await pipeline.submit(
+                InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}")
+            )
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        await pipeline.stop(5.0)
+    assert [o.meta.frame_id for o in outcomes] == [f"f{i:03d}" for i in range(40)]
+    failed = [o for o in outcomes if isinstance(o, FrameFailure)]
+    assert failed and {f.error.code for f in failed} == {FrameErrorCode.INTERNAL_ERROR}
+    assert all("no room for a batch buffer" in f.error.reason for f in failed)
+    assert len(failed) <= 4  # one batch
+    assert sum(isinstance(o, Prediction) for o in outcomes) == 40 - len(failed)
