@@ -6,8 +6,7 @@ For each model, in one run: the bound's parts (``benchmarks/bound.py``: raw best
 throughput, decode+preprocess capacity of N processes, N = the cores the pipeline may use)
 and the pipeline's own throughput on the same 640x480 JPEG frames of the synthetic camera
 (quality 85; ``--frames`` or ``--seconds`` worth of them, whichever is more), fed as fast as
-it takes them with nothing dropped, each prediction serialised
-to its JSON message. ``null`` is the colour test model (a mean per channel on 32x32): its row
+it takes them with nothing dropped, each prediction serialised to its JSON message. ``null`` is the colour test model (a mean per channel on 32x32): its row
 is the cost of the pipeline itself. Prints, per model and provider:
 
     bound model=<name> provider=<p> pipeline_fps=<x> raw_best_fps=<r> decode_capacity_fps=<d> bound_fps=<b> ratio=<x/b>

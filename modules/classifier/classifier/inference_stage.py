@@ -10,7 +10,7 @@
   tensor ready: when a run ends, that thread starts the next at once, where before the
   event loop had first to hear of the end, hand the outcomes on and submit the next batch
   while the cores idled (MobileNetV2 on 2 cores: 2-4.5% more frames/s in three interleaved
-  runs, docs/benchmarks.md section 10). Batches go to the threads in the order they were
+  runs, docs/benchmarks.md section 10b). Batches go to the threads in the order they were
   taken, so a batch decoded early never runs ahead while those behind it wait to hand on.
 - When a model on probation after a swap fails, the store hands back the previous model and
   the batch is decoded and scored again on it: the frames still get predictions.

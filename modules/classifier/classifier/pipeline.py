@@ -91,23 +91,18 @@ class Pipeline:
         lanes = max(1, config.inference_lanes)
         processes = decoder_processes(config.decode_processes, store.current.engine.input_pixels)
         self.config = config = replace(config, decode_processes=processes)
+        # Buffers: the batches decoding ahead, the one being assembled, those inferred or
+        # staged, and one to decode a batch again after a fallback to the previous model.
+        buffers = DECODE_AHEAD + 2 + lanes + STAGED
         self._decoder: Decoder = (
-            # Buffers: the batches decoding ahead, the one being assembled, those inferred or
-            # staged, and one to decode a batch again after a fallback to the previous model.
-            ProcessDecoder(
-                processes,
-                config.limits,
-                config.max_batch,
-                DECODE_AHEAD + 2 + lanes + STAGED,
-                config.decode_nice,
-            )
+            ProcessDecoder(processes, config.limits, config.max_batch, buffers, config.decode_nice)
             if processes > 0
             else ThreadDecoder(
                 config.decode_workers,
                 config.limits,
                 config.decode_nice,
                 config.max_batch,
-                DECODE_AHEAD + 2 + lanes + STAGED,
+                buffers,
             )
         )
         self._tasks: list[asyncio.Task[None]] = []
