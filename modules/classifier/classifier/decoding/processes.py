@@ -6,7 +6,7 @@ cores stops helping early. Each worker process has its own interpreter; the modu
 keeps only intake, batching, inference and the outcomes.
 
 What crosses a process boundary per batch: one message per chunk of frames through a pipe
-(sent from a thread so the event loop never blocks on a full pipe) naming where the frames
+(``worker_link.WorkerLink``: never blocking the event loop on a full pipe) naming where the frames
 are, and back a small result per frame (size, timings, or the error). The encoded frames are
 copied into the slot's shared input arena, and the tensors are written by the workers into
 the slot's shared block, read by ONNX Runtime in place (``shared_slots.SlotPool``).
@@ -27,10 +27,6 @@ import logging
 import multiprocessing
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from classifier.decode_limits import FrameLimits
@@ -39,6 +35,7 @@ from classifier.decoding.prepared import FrameResult, PreparedFrame, to_prepared
 from classifier.decoding.shared_slots import SharedMemoryFullError, SlotPool
 from classifier.decoding.threads import ThreadDecoder
 from classifier.decoding.worker import serve
+from classifier.decoding.worker_link import WorkerDiedError, WorkerLink
 from classifier.errors import FrameErrorCode
 from classifier.frames import FrameRequest
 from classifier.model_store import ServingModel
@@ -56,22 +53,8 @@ IN_PROCESS_BATCH = 2
 RESTART_WINDOW_S = 60.0
 
 
-class WorkerDiedError(Exception):
-    pass
-
-
 class DecoderUnavailableError(Exception):
     """No worker process can be kept alive: the threads take over."""
-
-
-@dataclass(eq=False)
-class _Worker:
-    process: BaseProcess
-    connection: Connection
-    sender: ThreadPoolExecutor
-    pending: dict[int, asyncio.Future[list[FrameResult]]] = field(default_factory=dict)
-    frames: int = 0  # frames sent and not answered: the least loaded worker gets the next chunk
-    alive: bool = True
 
 
 Chunk = list[tuple[int, FrameRequest]]
@@ -96,7 +79,7 @@ class ProcessDecoder:
         self.limits = limits
         self.capacity = capacity  # frames per buffer; a larger batch gets a larger pool
         self._context = multiprocessing.get_context("spawn")
-        self._workers: list[_Worker] = []
+        self._workers: list[WorkerLink] = []
         self._pools: list[SlotPool] = []
         self._tasks = itertools.count()
         self._any_alive = asyncio.Event()
@@ -113,14 +96,14 @@ class ProcessDecoder:
         for _ in range(self.processes):
             self._spawn()
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> WorkerLink:
         ours, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=serve, args=(theirs, self.nice), name="decoder", daemon=True
         )
         process.start()
         theirs.close()
-        worker = _Worker(process, ours, ThreadPoolExecutor(1, "decoder-send"))
+        worker = WorkerLink.to(process, ours)
         loop = asyncio.get_running_loop()
         loop.add_reader(ours.fileno(), self._readable, worker)
         loop.add_reader(process.sentinel, self._exited, worker)
@@ -130,18 +113,16 @@ class ProcessDecoder:
 
     async def close(self) -> None:
         self._closing = True
-        loop = asyncio.get_running_loop()
         for worker in list(self._workers):
             self._forget_worker(worker)
-            with contextlib.suppress(OSError, ValueError):
-                await loop.run_in_executor(worker.sender, worker.connection.send, ("stop",))
+            with contextlib.suppress(WorkerDiedError):
+                await worker.send(("stop",))
         for worker in list(self._workers):
             await asyncio.to_thread(worker.process.join, _STOP_TIMEOUT_S)
             if worker.process.is_alive():
                 worker.process.kill()
                 await asyncio.to_thread(worker.process.join, _STOP_TIMEOUT_S)
-            worker.connection.close()
-            worker.sender.shutdown(wait=False)
+            worker.close()
         self._workers.clear()
         for pool in self._pools:
             pool.close()  # the workers are gone: nothing maps these buffers any more
@@ -249,12 +230,7 @@ class ProcessDecoder:
         frames = [(row, r.meta.frame_id, *where[row], r.raw) for row, r in chunk]
         message = ("decode", task, block, layout, spec, self.limits, arena, frames)
         try:
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    worker.sender, worker.connection.send, message
-                )
-            except (OSError, ValueError) as e:
-                raise WorkerDiedError(str(e)) from e
+            await worker.send(message)
             return chunk, await future
         except WorkerDiedError:
             if len(chunk) == 1:
@@ -269,7 +245,7 @@ class ProcessDecoder:
             worker.pending.pop(task, None)
             worker.frames -= len(chunk)
 
-    async def _least_loaded(self) -> _Worker:
+    async def _least_loaded(self) -> WorkerLink:
         while True:
             if self.degraded:
                 raise DecoderUnavailableError("the decoder processes keep dying")
@@ -296,24 +272,21 @@ class ProcessDecoder:
         self._tell_workers(("forget", pool.names))
 
     def _tell_workers(self, message: Any) -> None:
-        loop = asyncio.get_running_loop()
         for worker in self._workers:
             if worker.alive:
-                loop.run_in_executor(worker.sender, _send_quietly, worker.connection, message)
+                worker.tell(message)
 
     # -- the workers' side of the pipes -------------------------------------------------------
 
-    def _readable(self, worker: _Worker) -> None:
+    def _readable(self, worker: WorkerLink) -> None:
         try:
             while worker.connection.poll():
                 _, task, results = worker.connection.recv()
-                future = worker.pending.get(task)
-                if future is not None and not future.done():
-                    future.set_result(results)
+                worker.answered(task, results)
         except (EOFError, OSError):
             self._exited(worker)
 
-    def _exited(self, worker: _Worker) -> None:
+    def _exited(self, worker: WorkerLink) -> None:
         if not worker.alive:
             return
         self._forget_worker(worker)
@@ -322,9 +295,7 @@ class ProcessDecoder:
                 future.set_exception(WorkerDiedError(f"exit code {worker.process.exitcode}"))
         if worker in self._workers:
             self._workers.remove(worker)
-        worker.sender.shutdown(wait=False)
-        with contextlib.suppress(OSError):
-            worker.connection.close()
+        worker.close()
         if self._closing:
             return
         now = time.monotonic()
@@ -345,7 +316,7 @@ class ProcessDecoder:
         self.restarts += 1
         self._spawn()
 
-    def _forget_worker(self, worker: _Worker) -> None:
+    def _forget_worker(self, worker: WorkerLink) -> None:
         worker.alive = False
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, OSError):
@@ -356,7 +327,3 @@ class ProcessDecoder:
     def pools(self) -> list[SlotPool]:
         return list(self._pools)
 
-
-def _send_quietly(connection: Connection, message: Any) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        connection.send(message)
