@@ -230,7 +230,7 @@ class ProcessDecoder:
         frames = [(row, r.meta.frame_id, *where[row], r.raw) for row, r in chunk]
         message = ("decode", task, block, layout, spec, self.limits, arena, frames)
         try:
-            await worker.send(message)
+            await worker.send(message, task)
             return chunk, await future
         except WorkerDiedError:
             if len(chunk) == 1:
@@ -326,4 +326,3 @@ class ProcessDecoder:
     @property
     def pools(self) -> list[SlotPool]:
         return list(self._pools)
-
