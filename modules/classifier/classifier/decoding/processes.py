@@ -42,8 +42,11 @@ from classifier.model_store import ServingModel
 
 log = logging.getLogger(__name__)
 
-_CRASHED = FrameResult(
-    0, 0, {}, (FrameErrorCode.INTERNAL_ERROR.value, "the decoder process died on this frame")
+_CRASHED: FrameResult = (
+    0,
+    0,
+    {},
+    (FrameErrorCode.INTERNAL_ERROR.value, "the decoder process died on this frame"),
 )
 _STOP_TIMEOUT_S = 5.0
 MAX_RESTARTS = 5
