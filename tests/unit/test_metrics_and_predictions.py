@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import numpy as np
 import pytest
 
 from classifier.metrics import Histogram, Metrics
-from classifier.predictions import top_labels
+from classifier.predictions import _rounded, top_labels
 
 
 def test_percentiles_are_within_one_bucket() -> None:
@@ -40,3 +43,15 @@ def test_top_k_is_sorted_and_thresholded() -> None:
     assert best_label == "b"
     assert best_p == pytest.approx(0.6)
     assert top_labels(scores, labels, 2, 0.99) == ()
+
+
+def test_rounded_timings_and_confidences_read_as_round_would_write_them() -> None:
+    values = random.Random(7)
+    for _ in range(20_000):
+        # Timings up to a day in milliseconds; scores as probabilities or logits.
+        ms = values.random() * values.choice([1.0, 1e3, 1e8])
+        score = values.random() * values.choice([1.0, 100.0])
+        assert _rounded(ms, 1e3) == round(ms, 3)
+        assert _rounded(score, 1e6) == round(score, 6)
+    assert math.isnan(_rounded(math.nan, 1e6))  # a model's NaN score is reported, not a crash
+    assert _rounded(math.inf, 1e3) == math.inf

@@ -93,11 +93,11 @@ class Prediction:
                 {
                     "type": "classification",
                     "subtype": name,
-                    "classification": {"tag": {"value": label, "confidence": round(p, 6)}},
+                    "classification": {"tag": {"value": label, "confidence": _rounded(p, 1e6)}},
                 }
                 for label, p in self.labels
             ],
-            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "timings_ms": {k: _rounded(v, 1e3) for k, v in self.timings_ms.items()},
             "emitted_at": utc_now(),
         }
 
@@ -188,6 +188,16 @@ def _frame_dict(meta: FrameMeta) -> dict[str, Any]:
 def _with_passthrough(meta: FrameMeta, own: dict[str, str]) -> dict[str, str]:
     # The module's own properties win: an upstream 'label' must not pose as the prediction.
     return dict(meta.passthrough) | own
+
+
+def _rounded(value: float, scale: float) -> float:
+    """``round(value, digits)`` for ``scale`` = 10 ** digits, five times faster (``round``
+    with digits formats the number as text: 2.4 of a prediction's 6.9 us went to rounding
+    its six timings, docs/benchmarks.md section 10c); NaN and infinities stay as they are."""
+    scaled = value * scale
+    if -1e15 < scaled < 1e15:  # false for NaN and the infinities
+        return round(scaled) / scale
+    return value
 
 
 _now_text: tuple[int, str] = (0, "")
