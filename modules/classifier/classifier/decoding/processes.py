@@ -282,12 +282,15 @@ class ProcessDecoder:
     # -- the workers' side of the pipes -------------------------------------------------------
 
     def _readable(self, worker: WorkerLink) -> None:
+        # One answer a call: the loop calls again while the socket holds more (it is watched
+        # level-triggered), and ``poll`` would build a selector on every call (3.6% of the
+        # module's process, near-null model).
         try:
-            while worker.connection.poll():
-                _, task, results = worker.connection.recv()
-                worker.answered(task, results)
+            _, task, results = worker.connection.recv()
         except (EOFError, OSError):
             self._exited(worker)
+            return
+        worker.answered(task, results)
 
     def _exited(self, worker: WorkerLink) -> None:
         if not worker.alive:
