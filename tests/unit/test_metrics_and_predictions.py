@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from classifier.metrics import Histogram, Metrics
-from classifier.predictions import _rounded, top_labels
+from classifier.predictions import FEW_LABELS, _rounded, top_labels, top_labels_batch
 
 
 def test_percentiles_are_within_one_bucket() -> None:
@@ -55,3 +55,23 @@ def test_rounded_timings_and_confidences_read_as_round_would_write_them() -> Non
         assert _rounded(score, 1e6) == round(score, 6)
     assert math.isnan(_rounded(math.nan, 1e6))  # a model's NaN score is reported, not a crash
     assert _rounded(math.inf, 1e3) == math.inf
+
+
+@pytest.mark.parametrize("classes", [3, FEW_LABELS, FEW_LABELS + 1, 1000])
+def test_batch_ranking_matches_sorting_each_row_whatever_the_label_count(classes: int) -> None:
+    labels = [f"class-{i}" for i in range(classes)]
+    scores = np.random.default_rng(classes).random((64, classes), dtype=np.float32)
+    ranked = top_labels_batch(scores, labels, 5, 0.5)
+    for row, got in zip(scores.tolist(), ranked, strict=True):
+        expected = sorted(zip(labels, row, strict=True), key=lambda pair: -pair[1])[:5]
+        assert got == tuple(pair for pair in expected if pair[1] >= 0.5)
+
+
+def test_a_batch_of_observations_counts_as_each_one_alone() -> None:
+    values = [0.01, 0.05, 0.0625, 1.0, 3.3, 3.3, 250.0, 1e9]
+    one_by_one, at_once = Histogram(), Histogram()
+    for value in values:
+        one_by_one.observe(value)
+    at_once.observe_all(values)
+    at_once.observe_all([])
+    assert vars(at_once) == pytest.approx(vars(one_by_one))

@@ -272,20 +272,19 @@ class InferenceStage:
             return
         # Metrics are recorded once per batch, under one lock: per-frame bookkeeping is what
         # limits a small model's throughput.
-        stages: dict[str, list[float]] = {"queue": [], "decode": [], "preprocess": [], "total": []}
         shared = {"inference": infer_ms, "batch_size": float(len(batch))}
         info = model.info
-        for p, top in zip(batch, ranked, strict=True):
+        timings = [p.timings_ms | shared for p in batch]
+        for p, top, frame_timings in zip(batch, ranked, timings, strict=True):
             request = p.request
-            timings = p.timings_ms | shared
-            timings["total"] = (now - request.received_s) * 1000
-            for stage, values in stages.items():
-                value = timings.get(stage)
-                if value is not None:
-                    values.append(value)
+            frame_timings["total"] = (now - request.received_s) * 1000
             out[id(request)] = Prediction(
-                request.meta, top, info, timings, p.width, p.height, request
+                request.meta, top, info, frame_timings, p.width, p.height, request
             )
+        stages = {
+            stage: [t[stage] for t in timings if stage in t]
+            for stage in ("queue", "decode", "preprocess", "total")
+        }
         self.metrics.count("batches")
         self.metrics.count("frames_scored", len(batch))
         self.metrics.observe_many(stages | {"inference_batch": [infer_ms]})

@@ -28,6 +28,8 @@ from classifier.frames import FrameMeta, FrameRequest
 from edge_module.hub import OutboundMessage
 
 PREDICTION_SCHEMA = "edge-classifier/prediction/1"
+# Label sets this small are ranked by sorting whole rows (``top_labels_batch``).
+FEW_LABELS = 16
 ERROR_SCHEMA = "edge-classifier/error/1"
 
 
@@ -155,20 +157,26 @@ def top_labels_batch(
 ) -> list[tuple[tuple[str, float], ...]]:
     """Top-k labels above the threshold for each row of a (batch, classes) score matrix.
 
-    One vectorised pass for the whole batch: argpartition finds each row's k best in O(n),
-    and only those k are sorted.
+    One vectorised pass for the whole batch. With many labels, argpartition finds each row's
+    k best in O(n) and only those k are sorted; with a few (``FEW_LABELS``), one sort of each
+    whole row costs less than the four calls that takes (0.94 -> 0.51 us a frame for three
+    labels, batches of 64).
     """
     if scores.ndim != 2 or scores.shape[1] != len(labels):
         raise ValueError(f"scores of shape {scores.shape} do not fit {len(labels)} labels")
     k = min(top_k, len(labels))
-    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    picked = np.take_along_axis(scores, best, axis=1)
-    order = np.argsort(-picked, axis=1, kind="stable")
-    best = np.take_along_axis(best, order, axis=1).tolist()
-    picked = np.take_along_axis(picked, order, axis=1).tolist()
+    if len(labels) <= FEW_LABELS:
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        picked = np.take_along_axis(scores, best, axis=1)
+    else:
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        picked = np.take_along_axis(scores, best, axis=1)
+        order = np.argsort(-picked, axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)
+        picked = np.take_along_axis(picked, order, axis=1)
     return [
-        tuple((labels[i], p) for i, p in zip(row, values, strict=True) if p >= threshold)
-        for row, values in zip(best, picked, strict=True)
+        tuple([(labels[i], p) for i, p in zip(row, values, strict=True) if p >= threshold])
+        for row, values in zip(best.tolist(), picked.tolist(), strict=True)
     ]
 
 
