@@ -34,7 +34,7 @@ from classifier.decoding.batch import DecodedBatch
 from classifier.decoding.prepared import FrameResult, PreparedFrame, to_prepared
 from classifier.decoding.shared_slots import SharedMemoryFullError, SlotPool
 from classifier.decoding.threads import ThreadDecoder
-from classifier.decoding.worker import serve
+from classifier.decoding.worker import serve, setup_bytes
 from classifier.decoding.worker_link import WorkerDiedError, WorkerLink
 from classifier.errors import FrameErrorCode
 from classifier.frames import FrameRequest
@@ -167,10 +167,10 @@ class ProcessDecoder:
             block = pool.array(slot)
             work = [(row, r) for row, r in enumerate(requests) if r.rejected is None]
             places = self._copy_in(pool, slot, work)
-            spec = model.preprocessor.spec
+            setup = setup_bytes(model.preprocessor.spec, self.limits)
             layout = (pool.capacity, *shape)
             parts = await asyncio.gather(
-                *(self._run(chunk, places, layout, spec) for chunk in self._split(work))
+                *(self._run(chunk, places, layout, setup) for chunk in self._split(work))
             )
         except BaseException:
             pool.release(slot)
@@ -222,7 +222,7 @@ class ProcessDecoder:
         return pool.blocks[slot].name, arena.name, where
 
     async def _run(
-        self, chunk: Chunk, places: _Places, layout: tuple[int, ...], spec: Any
+        self, chunk: Chunk, places: _Places, layout: tuple[int, ...], setup: bytes
     ) -> tuple[Chunk, list[FrameResult]]:
         worker = await self._least_loaded()
         task = next(self._tasks)
@@ -231,7 +231,7 @@ class ProcessDecoder:
         worker.frames += len(chunk)
         block, arena, where = places
         frames = [(row, r.meta.frame_id, *where[row], r.raw) for row, r in chunk]
-        message = ("decode", task, block, layout, spec, self.limits, arena, frames)
+        message = ("decode", task, block, layout, setup, arena, frames)
         try:
             await worker.send(message, task)
             return chunk, await future
@@ -241,7 +241,7 @@ class ProcessDecoder:
                 return chunk, [_CRASHED]
             # Some frame of the chunk killed it, or something else did: each frame again, alone.
             singles = await asyncio.gather(
-                *(self._run([item], places, layout, spec) for item in chunk)
+                *(self._run([item], places, layout, setup) for item in chunk)
             )
             return chunk, [result for _, part in singles for result in part]
         finally:
