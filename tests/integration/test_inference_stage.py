@@ -6,6 +6,7 @@ in order. A batch whose decoding fails outright costs its own frames only."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,24 +60,7 @@ async def test_the_next_batch_runs_while_the_event_loop_is_busy_and_turns_are_ke
             loop.call_soon_threadsafe(keep_the_loop_busy)
 
     runs = WatchedRuns(engine, before_run)
-    outcomes: list[Outcome] = []
-    done = asyncio.Event()
-
-    async def emit(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-        if len(outcomes) == FRAMES:
-            done.set()
-
-    await pipeline.start(emit)
-    try:
-        for i in range(FRAMES):
-            await pipeline.submit(
-                InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}")
-            )
-        await asyncio.wait_for(done.wait(), 60)
-    finally:
-        await pipeline.stop(5.0)
-    assert [o.meta.frame_id for o in outcomes] == [f"f{i:03d}" for i in range(FRAMES)]
+    outcomes = await outcomes_of(pipeline, FRAMES)
     assert all(isinstance(o, Prediction) for o in outcomes)
     assert runs.most == 1, "a model that takes turns ran two batches at once"
     assert len(freed) == 2
@@ -104,26 +88,60 @@ async def test_a_batch_whose_decoding_fails_outright_costs_only_its_own_frames(
         return await decode(*args)
 
     monkeypatch.setattr(pipeline._decoder, "decode", failing_once)
-    outcomes: list[Outcome] = []
-    done = asyncio.Event()
-
-    async def emit(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-        if len(outcomes) == 40:
-            done.set()
-
-    await pipeline.start(emit)
-    try:
-        for i in range(40):
-            await pipeline.submit(
-                InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}")
-            )
-        await asyncio.wait_for(done.wait(), 30)
-    finally:
-        await pipeline.stop(5.0)
-    assert [o.meta.frame_id for o in outcomes] == [f"f{i:03d}" for i in range(40)]
+    outcomes = await outcomes_of(pipeline, 40)
     failed = [o for o in outcomes if isinstance(o, FrameFailure)]
     assert failed and {f.error.code for f in failed} == {FrameErrorCode.INTERNAL_ERROR}
     assert all("no room for a batch buffer" in f.error.reason for f in failed)
     assert len(failed) <= 4  # one batch
     assert sum(isinstance(o, Prediction) for o in outcomes) == 40 - len(failed)
+
+
+@pytest.mark.timeout(60)
+async def test_short_runs_are_made_on_the_event_loop_and_a_long_one_sends_the_next_to_a_thread(
+    colour_model: Path,
+) -> None:
+    engine = InferenceEngine.from_path(colour_model)
+    config = PipelineConfig(max_batch=2, queue_capacity=8, overflow=OverflowPolicy.BLOCK)
+    pipeline = Pipeline(ModelStore.serving(engine), config, Metrics())
+    long_run = 40
+
+    def before_run(nth: int) -> None:
+        if nth == long_run:
+            time.sleep(0.05)  # 250 times the limit for a run on the loop
+
+    runs = WatchedRuns(engine, before_run)
+    outcomes = await outcomes_of(pipeline, 200)
+    assert all(isinstance(o, Prediction) for o in outcomes)
+    on_loop = [thread == threading.get_ident() for thread in runs.threads]
+    # A run of the colour model takes about 30 us; a busy machine may stretch a few (the
+    # first ones too) past the limit, which sends those that follow to a thread for a while.
+    assert sum(on_loop[:long_run]) >= long_run / 4
+    # Once the long run has ended, the next run goes to a thread (a run staged before the
+    # end may still have been made on the loop), ...
+    assert not all(on_loop[long_run : long_run + 3])
+    # ... and once runs are short again, they come back to the loop.
+    assert sum(on_loop[-20:]) >= 10
+
+
+async def outcomes_of(pipeline: Pipeline, frames: int) -> list[Outcome]:
+    """``frames`` red frames through the pipeline, started and stopped here; their outcomes,
+    checked to be one per frame, in order."""
+    outcomes: list[Outcome] = []
+    done = asyncio.Event()
+
+    async def emit(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == frames:
+            done.set()
+
+    await pipeline.start(emit)
+    try:
+        for i in range(frames):
+            await pipeline.submit(
+                InboundMessage("frames", RED_JPEG, "image/jpeg", message_id=f"f{i:03d}")
+            )
+        await asyncio.wait_for(done.wait(), 60)
+    finally:
+        await pipeline.stop(5.0)
+    assert [o.meta.frame_id for o in outcomes] == [f"f{i:03d}" for i in range(frames)]
+    return outcomes

@@ -1,5 +1,5 @@
-"""An inference engine's ``run`` watched from the inference threads that call it: how many
-runs overlapped at most, when each began, and a hook before each run (by its number)."""
+"""An inference engine's ``run`` watched from the threads that call it: how many runs overlapped
+at most, when each began and in which thread, and a hook before each run (by its number)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class WatchedRuns:
     ) -> None:
         self.most = 0  # runs at once, at most
         self.starts: list[float] = []  # time.monotonic() as each run began
+        self.threads: list[int] = []  # the thread of each run (threading.get_ident())
         self._running = 0
         self._lock = threading.Lock()
         self._run = engine.run
@@ -28,6 +29,7 @@ class WatchedRuns:
             self._running += 1
             self.most = max(self.most, self._running)
             self.starts.append(time.monotonic())
+            self.threads.append(threading.get_ident())
             nth = len(self.starts)
         try:
             if self._before_run is not None:

@@ -12,6 +12,11 @@
   while the cores idled (MobileNetV2 on 2 cores: 2-4.5% more frames/s in three interleaved
   runs, docs/benchmarks.md section 10b). Batches go to the threads in the order they were
   taken, so a batch decoded early never runs ahead while those behind it wait to hand on.
+- A model whose runs take less than ``INLINE_RUN_MS`` (of late, ``RecentRuns``) runs on the
+  event loop: a thread would cost more than the run (its wake-up, the GIL passed to it and
+  back, the loop woken to hear the end); the near-null model's module process spent 2.5 us
+  a frame less (docs/benchmarks.md section 10c). The loop is held no longer than a thread
+  hop would have taken; a run that turns out long sends the next ones to the threads again.
 - When a model on probation after a swap fails, the store hands back the previous model and
   the batch is decoded and scored again on it: the frames still get predictions.
 Every failure is per frame: it becomes a ``FrameFailure`` outcome and the stream goes on.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +48,10 @@ log = logging.getLogger(__name__)
 
 # Batches submitted to the inference threads beyond those that can run at once.
 STAGED = 1
+# Runs shorter than this, of late, are made on the event loop (see the module doc).
+INLINE_RUN_MS = 0.2
+# The weight of a run in the recent average of its engine's runs.
+_RECENT_WEIGHT = 0.25
 
 
 class RankingSettings(Protocol):
@@ -75,6 +85,24 @@ class _Turn:
 def _done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+@dataclass
+class RecentRuns:
+    """How long the serving engine's runs took of late: an average that follows the last
+    few, started afresh for each new engine (a model swap)."""
+
+    engine: object = None
+    typical_ms: float = math.inf
+
+    def short(self, engine: object) -> bool:
+        return engine is self.engine and self.typical_ms < INLINE_RUN_MS
+
+    def ran(self, engine: object, ms: float) -> None:
+        if engine is not self.engine:
+            self.engine, self.typical_ms = engine, ms
+        else:
+            self.typical_ms += (ms - self.typical_ms) * _RECENT_WEIGHT
 
 
 @dataclass
@@ -116,6 +144,7 @@ class InferenceStage:
         # it wait for its outcomes to leave) and hands its outcomes on after it.
         self._last_turn: _Turn | None = None
         self.inferring = 0  # batches in the stage or waiting for it
+        self.recent_runs = RecentRuns()
 
     def start(self, on_batch_done: Callable[[], None]) -> list[asyncio.Task[None]]:
         return [
@@ -219,9 +248,14 @@ class InferenceStage:
         if before is not None:
             await before.submitted
         try:
-            running = loop.run_in_executor(threads, _timed_run, model, tensor)
-            _done(mine.submitted)
-            scores, infer_ms = await running
+            if self.recent_runs.short(model.engine):
+                _done(mine.submitted)
+                scores, infer_ms = _timed_run(model, tensor)
+            else:
+                running = loop.run_in_executor(threads, _timed_run, model, tensor)
+                _done(mine.submitted)
+                scores, infer_ms = await running
+            self.recent_runs.ran(model.engine, infer_ms)
         except Exception as e:  # ONNX Runtime raises untyped errors
             log.exception("inference failed for a batch of %d on %s", len(good), model.info.name)
             fallback = self.store.inference_failed(model, str(e))
