@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -93,3 +94,13 @@ async def test_a_closed_worker_end_is_a_worker_that_died(
     with pytest.raises(WorkerDiedError):
         await link.send(message(1), 1)
     link.tell(("forget", ["gone"]))  # no answer wanted: no error either
+
+
+def test_a_link_over_a_plain_pipe_sends_every_message_through_its_thread() -> None:
+    reading, writing = multiprocessing.Pipe(duplex=False)  # an os.pipe: no socket options
+    before = len(os.listdir("/proc/self/fd"))
+    link = WorkerLink.to(multiprocessing.get_context("spawn").Process(), writing)
+    assert link.inline_limit == 0
+    assert len(os.listdir("/proc/self/fd")) == before  # the probe's duplicate was closed
+    link.close()
+    reading.close()

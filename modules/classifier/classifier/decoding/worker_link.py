@@ -116,9 +116,15 @@ def _send_quietly(connection: Connection, data: memoryview) -> None:
 def _inline_limit(connection: Connection) -> int:
     """Bytes that may wait unread in the worker's socket with room to spare (0 where the
     connection is no socket: every message then goes through the thread)."""
+    duplicate = os.dup(connection.fileno())
     try:
-        with socket.socket(fileno=os.dup(connection.fileno())) as sock:
-            buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        sock = socket.socket(fileno=duplicate)  # takes the duplicate, closed with it
     except OSError:
+        os.close(duplicate)
         return 0
+    with sock:
+        try:
+            buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        except OSError:
+            return 0
     return min(MAX_INLINE_BYTES, buffer // INLINE_SHARE_OF_BUFFER)
