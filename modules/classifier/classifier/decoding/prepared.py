@@ -62,12 +62,15 @@ def to_prepared(
     request: FrameRequest, tensor: FloatArray | None, result: FrameResult, queue_ms: float
 ) -> PreparedFrame:
     width, height, timings_ms, failed = result
-    if failed is None:
-        return PreparedFrame(
-            request, tensor, None, width, height, {"queue": queue_ms, **timings_ms}
-        )
-    error = FrameError(FrameErrorCode(failed[0]), failed[1])
-    return PreparedFrame(request, None, error, width, height, {"queue": queue_ms, **timings_ms})
+    error = None if failed is None else FrameError(FrameErrorCode(failed[0]), failed[1])
+    return PreparedFrame(
+        request,
+        tensor if error is None else None,
+        error,
+        width,
+        height,
+        {"queue": queue_ms, **timings_ms},
+    )
 
 
 def prepare_frames(
