@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model={args.model} decoders={plain['decoders']:.0f} "
         f"({'processes' if plain['processes'] else 'threads'}) lanes={plain['lanes']:.0f}: "
         f"{plain['fps']:.0f} frames/s unprofiled, {cpu_us:.0f} us of CPU per frame "
+        f"({plain['module_us_per_frame']:.0f} of them the module's process) "
         f"({plain['cores_busy']:.2f} of {os.cpu_count()} cores busy); profiled run "
         f"{profiled['fps']:.0f} frames/s, {sum(samples.values())} samples at {args.rate}/s\n"
     )

@@ -3,8 +3,10 @@
     python -m benchmarks.stage_workload MODEL SECONDS DECODE_PROCESSES LANES
 
 Warms up, then runs the bound benchmark's pipeline for about SECONDS and prints one line:
-``workload fps=.. cpu_us_per_frame=.. cores_busy=.. decoders=.. processes=0|1 lanes=..``,
-the CPU being this process's and its decoder processes' over the measured run only.
+``workload fps=.. cpu_us_per_frame=.. module_us_per_frame=.. cores_busy=.. decoders=..
+processes=0|1 lanes=..``, the CPU being this process's and its decoder processes' over the
+measured run only, and ``module_us_per_frame`` this process's alone (the module's process:
+intake, batching, inference, outcomes; with decoder threads, decoding too).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def _cpu_s(pid: int) -> float:
         except OSError:
             pass
     return total
+
+
+def _own_cpu_s() -> float:
+    """This process's CPU, every thread, no child (to the clock tick's 10 ms, as /proc)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _children(pid: int) -> list[int]:
@@ -85,10 +93,12 @@ def main() -> int:
             async def first_submit(self: Pipeline, message: InboundMessage) -> None:
                 if "cpu_start" not in marks:
                     marks["cpu_start"], marks["start"] = _cpu_s(os.getpid()), time.perf_counter()
+                    marks["own_start"] = _own_cpu_s()
                 await submit(self, message)
 
             async def reading_stop(self: Pipeline, grace_s: float = 5.0) -> None:
                 marks["cpu_end"], marks["end"] = _cpu_s(os.getpid()), time.perf_counter()
+                marks["own_end"] = _own_cpu_s()
                 await stop(self, grace_s)
 
             Pipeline.submit = first_submit  # type: ignore[method-assign]
@@ -101,6 +111,7 @@ def main() -> int:
         elapsed = marks["end"] - marks["start"]
     print(
         f"workload fps={fps:.1f} cpu_us_per_frame={cpu / count * 1e6:.1f} "
+        f"module_us_per_frame={(marks['own_end'] - marks['own_start']) / count * 1e6:.1f} "
         f"cores_busy={cpu / elapsed:.2f} decoders={processes or config.decode_workers} "
         f"processes={1 if processes else 0} lanes={config.inference_lanes}",
         flush=True,
