@@ -57,10 +57,14 @@ def test_rounded_timings_and_confidences_read_as_round_would_write_them() -> Non
     assert _rounded(math.inf, 1e3) == math.inf
 
 
-@pytest.mark.parametrize("classes", [3, FEW_LABELS, FEW_LABELS + 1, 1000])
-def test_batch_ranking_matches_sorting_each_row_whatever_the_label_count(classes: int) -> None:
+@pytest.mark.parametrize(
+    ("frames", "classes"), [(1, 10), (64, 3), (64, FEW_LABELS), (64, FEW_LABELS + 1), (64, 1000)]
+)
+def test_batch_ranking_matches_sorting_each_row_whatever_the_sizes(
+    frames: int, classes: int
+) -> None:
     labels = [f"class-{i}" for i in range(classes)]
-    scores = np.random.default_rng(classes).random((64, classes), dtype=np.float32)
+    scores = np.random.default_rng(classes).random((frames, classes), dtype=np.float32)
     ranked = top_labels_batch(scores, labels, 5, 0.5)
     for row, got in zip(scores.tolist(), ranked, strict=True):
         expected = sorted(zip(labels, row, strict=True), key=lambda pair: -pair[1])[:5]

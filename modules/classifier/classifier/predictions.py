@@ -30,6 +30,8 @@ from edge_module.hub import OutboundMessage
 PREDICTION_SCHEMA = "edge-classifier/prediction/1"
 # Label sets this small are ranked by sorting whole rows (``top_labels_batch``).
 FEW_LABELS = 16
+# Score matrices this small (a lone frame's) are ranked in Python (``top_labels_batch``).
+FEW_SCORES = 64
 ERROR_SCHEMA = "edge-classifier/error/1"
 
 
@@ -160,11 +162,16 @@ def top_labels_batch(
     One vectorised pass for the whole batch. With many labels, argpartition finds each row's
     k best in O(n) and only those k are sorted; with a few (``FEW_LABELS``), one sort of each
     whole row costs less than the four calls that takes (0.94 -> 0.51 us a frame for three
-    labels, batches of 64).
+    labels, batches of 64). A lone frame's few scores are ranked in Python: at 20 frames/s
+    each call finds numpy's code out of the caches, and its five calls took 0.17 ms where
+    sorting in Python took 0.05 (a tenth of the goal for a lone frame's latency over its
+    floor, docs/benchmarks.md section 10c).
     """
     if scores.ndim != 2 or scores.shape[1] != len(labels):
         raise ValueError(f"scores of shape {scores.shape} do not fit {len(labels)} labels")
     k = min(top_k, len(labels))
+    if scores.size <= FEW_SCORES:
+        return [_ranked(row, labels, k, threshold) for row in scores.tolist()]
     if len(labels) <= FEW_LABELS:
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         picked = np.take_along_axis(scores, best, axis=1)
@@ -178,6 +185,13 @@ def top_labels_batch(
         tuple([(labels[i], p) for i, p in zip(row, values, strict=True) if p >= threshold])
         for row, values in zip(best.tolist(), picked.tolist(), strict=True)
     ]
+
+
+def _ranked(
+    row: list[float], labels: Sequence[str], k: int, threshold: float
+) -> tuple[tuple[str, float], ...]:
+    best = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:k]  # stable, as argsort
+    return tuple([(labels[i], row[i]) for i in best if row[i] >= threshold])
 
 
 def _frame_dict(meta: FrameMeta) -> dict[str, Any]:
